@@ -1,0 +1,85 @@
+"""The landing-zone contract: which CSV columns each source delivers and the raw tables they land in.
+
+Everything downstream (the validator, the demo-data generator, the dbt sources) agrees on these names,
+so they live in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a row was quarantined instead of loaded; stored verbatim in the quarantine tables."""
+
+    MISSING_COLUMNS = "missing_columns"  # the file's header lacks contract columns: every row is kept aside
+    MALFORMED_ROW = "malformed_row"  # wrong number of fields
+    INVALID_ENCODING = "invalid_encoding"  # bytes that are not UTF-8
+    MISSING_REQUIRED_FIELD = "missing_required_field"
+    INVALID_DATE = "invalid_date"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    INVALID_QUANTITY = "invalid_quantity"  # not an integer
+    NON_POSITIVE_QUANTITY = "non_positive_quantity"
+    INVALID_PRICE = "invalid_price"  # not a number, or negative
+    INVALID_STOCK = "invalid_stock"
+    INVALID_RATING = "invalid_rating"  # not a number in [1, 5]
+    INVALID_INTERACTION_TYPE = "invalid_interaction_type"
+    UNKNOWN_PRODUCT_ID = "unknown_product_id"
+    DUPLICATE_ID = "duplicate_id"
+    UNPARSEABLE_PAGE = "unparseable_page"  # scraper: a page without the fields a lead needs
+
+
+INTERACTION_TYPES = ("view", "like", "cart", "purchase")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One landing source: its folder, its CSV header and the columns that identify a row."""
+
+    name: str
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    key: tuple[str, ...]
+
+    @property
+    def raw_table(self) -> str:
+        return self.name
+
+    @property
+    def quarantine_table(self) -> str:
+        return f"{self.name}_quarantine"
+
+
+PRODUCTS = Source(
+    name="products",
+    columns=("product_id", "name", "category", "brand", "price", "stock_on_hand"),
+    required=("product_id", "name", "category", "price"),
+    key=("product_id",),
+)
+SALES = Source(
+    name="sales",
+    columns=("order_id", "order_date", "product_id", "quantity", "unit_price", "customer_id"),
+    required=("order_id", "order_date", "product_id", "quantity", "unit_price"),
+    key=("order_id", "product_id"),
+)
+INTERACTIONS = Source(
+    name="interactions",
+    columns=("event_id", "user_id", "product_id", "interaction_type", "rating", "timestamp", "session_id"),
+    required=("event_id", "user_id", "product_id", "interaction_type", "timestamp"),
+    key=("event_id",),
+)
+LANDING_SOURCES = (PRODUCTS, SALES, INTERACTIONS)
+
+LEAD_FIELDS = (
+    "name",
+    "category",
+    "address",
+    "city",
+    "phone",
+    "website",
+    "rating",
+    "review_count",
+    "source_url",
+    "scraped_at",
+)

@@ -1,0 +1,90 @@
+"""One typed settings object for the whole platform, read from OPTIMUM_* environment variables.
+
+Paths, the warehouse target and credentials are decided here and nowhere else; dbt, Dagster, MLflow and
+BentoML receive what they need from `Settings` (see `Settings.dbt_env`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+
+
+class Target(StrEnum):
+    DUCKDB = "duckdb"
+    POSTGRES = "postgres"
+
+
+class Settings(BaseSettings):
+    """Where state lives and which warehouse the platform writes to."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_", extra="ignore")
+
+    home: Path = Field(Path(".optimum"), description="State folder: Dagster home, DuckDB file, MLflow store.")
+    landing_dir: Path = Field(Path("data/landing"), description="Landing zone: products/, sales/, interactions/.")
+    target: Target = Field(Target.DUCKDB, description="Warehouse: embedded DuckDB or PostgreSQL.")
+    pg_dsn: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/optimum", description="Warehouse DSN when target is postgres."
+    )
+    lead_seed_urls: str = Field("", description="Comma-separated listing URLs the lead scraper starts from.")
+    scrape_max_pages: int = Field(2000, ge=1, description="Page budget of one scrape.")
+    scrape_requests_per_second: float = Field(10.0, gt=0, description="Per-host rate limit of the scraper.")
+
+    @field_validator("home", "landing_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.home / "bentoml"
+
+    @property
+    def seed_urls(self) -> list[str]:
+        return [url.strip() for url in self.lead_seed_urls.split(",") if url.strip()]
+
+    @cached_property
+    def pg(self) -> dict[str, str]:
+        """The DSN split into the parts dbt's postgres profile wants."""
+        parsed = urlparse(self.pg_dsn)
+        if parsed.scheme not in ("postgresql", "postgres") or not parsed.path.strip("/"):
+            raise ValueError(f"OPTIMUM_PG_DSN must look like postgresql://user@host:5432/db, got {self.pg_dsn!r}")
+        return {
+            "host": parsed.hostname or "127.0.0.1",
+            "port": str(parsed.port or 5432),
+            "user": unquote(parsed.username or "postgres"),
+            "password": unquote(parsed.password or ""),
+            "dbname": parsed.path.strip("/"),
+        }
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables read by dbt_project/profiles.yml."""
+        env = {"OPTIMUM_TARGET": self.target.value, "OPTIMUM_DUCKDB_PATH": str(self.duckdb_path)}
+        if self.target is Target.POSTGRES:
+            env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
+        return env
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.dagster_home, self.mlflow_dir, self.bentoml_home):
+            path.mkdir(parents=True, exist_ok=True)

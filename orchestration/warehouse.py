@@ -1,0 +1,153 @@
+"""A small warehouse adapter with one interface over DuckDB (embedded) and PostgreSQL (production).
+
+Ingestion needs three things from a warehouse: run DDL, read a query into a DataFrame, and append a
+DataFrame to a table inside a transaction. Everything else is dbt's job.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import psycopg2
+
+from orchestration.settings import Settings, Target
+
+
+class Connection(ABC):
+    """One open transaction on the warehouse."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def append(self, table: str, frame: pd.DataFrame) -> None:
+        """Insert the frame's rows into an existing table; columns are matched by name."""
+
+    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        frame = self.query(sql, params)
+        return None if frame.empty else frame.iat[0, 0]
+
+
+class _DuckDBConnection(Connection):
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+
+    def execute(self, sql, params=()):
+        self._con.execute(sql, list(params))
+
+    def query(self, sql, params=()):
+        return self._con.execute(sql, list(params)).df()
+
+    def append(self, table, frame):
+        if frame.empty:
+            return
+        self._con.register("_optimum_append", frame)
+        try:
+            columns = ", ".join(f'"{c}"' for c in frame.columns)
+            self._con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _optimum_append")
+        finally:
+            self._con.unregister("_optimum_append")
+
+
+class _PostgresConnection(Connection):
+    def __init__(self, con):
+        self._con = con
+
+    def execute(self, sql, params=()):
+        with self._con.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+
+    def query(self, sql, params=()):
+        with self._con.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            rows = cur.fetchall()
+            columns = [d.name for d in cur.description]
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def append(self, table, frame):
+        """COPY is an order of magnitude faster than INSERT for the million-row landing files."""
+        if frame.empty:
+            return
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
+        buffer.seek(0)
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        with self._con.cursor() as cur:
+            cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+
+
+class Warehouse(ABC):
+    """Opens short transactions; DuckDB allows one writer per file, so nothing holds a connection open."""
+
+    target: Target
+
+    @staticmethod
+    def from_settings(settings: Settings) -> Warehouse:
+        if settings.target is Target.POSTGRES:
+            return PostgresWarehouse(settings.pg_dsn)
+        return DuckDBWarehouse(settings.duckdb_path)
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Commit when the block succeeds, roll back when it raises."""
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
+        with self.transaction() as conn:
+            return conn.query(sql, params)
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+        with self.transaction() as conn:
+            return conn.scalar(sql, (schema, table)) > 0
+
+    def row_count(self, table: str) -> int:
+        with self.transaction() as conn:
+            return int(conn.scalar(f"SELECT count(*) FROM {table}"))
+
+
+class DuckDBWarehouse(Warehouse):
+    target = Target.DUCKDB
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @contextmanager
+    def transaction(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            yield _DuckDBConnection(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+
+class PostgresWarehouse(Warehouse):
+    target = Target.POSTGRES
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    @contextmanager
+    def transaction(self):
+        con = psycopg2.connect(self.dsn)
+        try:
+            with con:  # psycopg2: commit on success, rollback on error
+                yield _PostgresConnection(con)
+        finally:
+            con.close()
