@@ -28,6 +28,7 @@ class Reason(StrEnum):
     UNKNOWN_PRODUCT_ID = "unknown_product_id"
     DUPLICATE_ID = "duplicate_id"
     UNPARSEABLE_PAGE = "unparseable_page"  # scraper: a page without the fields a lead needs
+    FETCH_FAILED = "fetch_failed"  # scraper: a page that failed with 4xx or after its retries
 
 
 INTERACTION_TYPES = ("view", "like", "cart", "purchase")

@@ -101,8 +101,11 @@ def _empty_rows(source: Source) -> pd.DataFrame:
 
 def row_keys(frame: pd.DataFrame, source: Source) -> pd.Series:
     """One string per row identifying it by the source's key columns (used for duplicate detection)."""
-    keys = frame[list(source.key)].astype("str")
-    return keys.agg(_KEY_SEPARATOR.join, axis=1) if len(source.key) > 1 else keys.iloc[:, 0]
+    first, *rest = source.key
+    keys = frame[first].astype("str")
+    for column in rest:
+        keys = keys + _KEY_SEPARATOR + frame[column].astype("str")
+    return keys
 
 
 class _Triage:

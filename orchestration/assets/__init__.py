@@ -1,0 +1,1 @@
+"""Dagster asset definitions: thin wiring around the pure modules of this package and ml/."""

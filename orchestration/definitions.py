@@ -1,0 +1,41 @@
+"""The Optimum code location. `build_definitions` takes explicit settings so tests can build isolated graphs."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.ingest import ingest_assets
+from orchestration.assets.warehouse import build_warehouse_assets
+from orchestration.checks import expectation_checks
+from orchestration.dbt import dbt_project, ensure_manifest
+from orchestration.jobs import jobs, schedules
+from orchestration.settings import Settings, Target
+from orchestration.warehouse import Warehouse
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    settings.ensure_dirs()
+    os.environ.update(settings.dbt_env())  # dbt_project/profiles.yml reads these
+    ensure_manifest()
+    # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
+    executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
+    return dg.Definitions(
+        assets=[*ingest_assets, build_warehouse_assets()],
+        asset_checks=expectation_checks,
+        jobs=jobs,
+        schedules=schedules,
+        executor=executor,
+        resources={
+            "settings": settings,
+            "warehouse": Warehouse.from_settings(settings),
+            "dbt": DbtCliResource(project_dir=dbt_project),
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings())

@@ -1,0 +1,73 @@
+"""Shared fixtures: generated demo data and throw-away PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+
+ADMIN_DSN = os.environ.get("OPTIMUM_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory):
+    """Small generated data (landing files, planted bad rows, lead site), shared read-only by all tests."""
+    from orchestration.demo.generate import generate_demo_data
+
+    return generate_demo_data(tmp_path_factory.mktemp("demo"), scale="small", seed=7, days=120)
+
+
+def _admin_connection():
+    con = psycopg2.connect(ADMIN_DSN, connect_timeout=3)
+    con.autocommit = True
+    return con
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[None]:
+    """PostgreSQL must answer in CI; on a laptop without it the Postgres tests skip."""
+    try:
+        _admin_connection().close()
+    except psycopg2.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs PostgreSQL at {ADMIN_DSN}: {error}")
+        pytest.skip(f"no PostgreSQL at {ADMIN_DSN}")
+    yield
+
+
+@pytest.fixture
+def new_pg_database(postgres_admin) -> Iterator[Callable[[], str]]:
+    """Create fresh databases on demand; all of them are dropped after the test."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"optimum_test_{uuid.uuid4().hex[:10]}"
+        with _admin_connection() as con, con.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+
+    yield create
+    con = _admin_connection()
+    with con.cursor() as cur:
+        for name in created:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    con.close()
+
+
+@pytest.fixture
+def pg_dsn(new_pg_database) -> str:
+    return new_pg_database()
+
+
+def landing_copy(source: Path, destination: Path) -> Path:
+    """A writable copy of a landing folder, for tests that add or change files."""
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination
