@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration.assets.ingest import raw_asset_key
 from orchestration.quality.expectations import validate_frame
+from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 # suite name -> (asset it guards, warehouse table it reads)
@@ -26,8 +27,11 @@ def build_expectation_check(suite_name: str, asset_key: dg.AssetKey, table: str)
         blocking=True,
         description=f"Great Expectations suite expectations/{suite_name}.json on {table}.",
     )
-    def _check(warehouse: dg.ResourceParam[Warehouse]) -> dg.AssetCheckResult:
-        result = validate_frame(warehouse.query(f"SELECT * FROM {table}"), suite_name)
+    def _check(
+        settings: dg.ResourceParam[Settings], warehouse: dg.ResourceParam[Warehouse]
+    ) -> dg.AssetCheckResult:
+        frame = warehouse.query(f"SELECT * FROM {table}")
+        result = validate_frame(frame, suite_name, directory=settings.expectations_dir)
         return dg.AssetCheckResult(
             passed=result.n_failed == 0,
             severity=dg.AssetCheckSeverity.ERROR if result.n_failed_errors else dg.AssetCheckSeverity.WARN,

@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     lead_seed_urls: str = Field("", description="Comma-separated listing URLs the lead scraper starts from.")
     scrape_max_pages: int = Field(2000, ge=1, description="Page budget of one scrape.")
     scrape_requests_per_second: float = Field(10.0, gt=0, description="Per-host rate limit of the scraper.")
+    expectations_dir: Path = Field(EXPECTATIONS_DIR, description="Great Expectations suites (JSON).")
 
-    @field_validator("home", "landing_dir")
+    @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod
     def _absolute(cls, path: Path) -> Path:
         return path.expanduser().resolve()

@@ -1,0 +1,156 @@
+"""The whole graph on small generated data: ingest, quarantine, dbt warehouse, checks — on both targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestration.cli import warehouse_summary
+from orchestration.scraper.static_server import serve_directory
+from orchestration.warehouse import Warehouse
+from tests.integration.pipeline import check_results, materialized, run_job, settings_for
+
+pytestmark = pytest.mark.integration
+
+MARTS = ("dim_products", "dim_users", "fct_sales_daily", "fct_interactions", "user_item_scores", "dim_leads")
+
+
+def _materialize_twice(tmp: Path, demo, **values):
+    """Run the graph, then run it again on the same landing files (the second run must add nothing)."""
+    with serve_directory(demo.out_dir / "site") as base_url:
+        settings = settings_for(
+            tmp, demo.out_dir / "landing", lead_seed_urls=f"{base_url}/directory/page-1.html", **values
+        )
+        first = run_job(settings)
+        counts_after_first = warehouse_summary(settings)
+        second = run_job(settings)
+        counts_after_second = warehouse_summary(settings)
+    return settings, first, second, counts_after_first, counts_after_second
+
+
+@pytest.fixture(scope="module")
+def duckdb_runs(tmp_path_factory, small_demo):
+    return _materialize_twice(tmp_path_factory.mktemp("duckdb"), small_demo)
+
+
+def _assert_pipeline_is_complete(settings, first, counts, demo):
+    assert first.success, [e.message for e in first.all_events if e.is_failure]
+    done = materialized(first)
+    assert {"raw/products", "raw/sales", "raw/interactions", "raw/leads", *MARTS} <= done
+    assert "snap_product_prices" in done
+    checks = check_results(first)
+    assert any(name.endswith("expectations_raw_sales") for name in checks)
+    assert len(checks) > 20, "dbt tests and expectation suites must run as asset checks"
+    assert all(checks.values()), [name for name, passed in checks.items() if not passed]
+    for table in ("raw.sales", "raw.interactions", "raw.products", "raw.leads", *(f"marts.{m}" for m in MARTS)):
+        assert counts[table] > 0, table
+    planted = json.loads((demo.out_dir / "planted_bad_rows.json").read_text())
+    assert sum(counts[f"raw.{s}_quarantine"] for s in ("sales", "interactions", "products")) == len(planted)
+
+
+def test_duckdb_pipeline_loads_everything_and_quarantines_every_planted_row(duckdb_runs, small_demo):
+    settings, first, _, counts, _ = duckdb_runs
+    _assert_pipeline_is_complete(settings, first, counts, small_demo)
+    warehouse = Warehouse.from_settings(settings)
+    planted = json.loads((small_demo.out_dir / "planted_bad_rows.json").read_text())
+    for source in ("sales", "interactions", "products"):
+        quarantined = warehouse.query(f"SELECT source_file, source_line, reason FROM raw.{source}_quarantine")
+        found = {(r.source_file, int(r.source_line)): r.reason for r in quarantined.itertuples()}
+        expected = {(p["file"], p["line"]): p["reason"] for p in planted if p["source"] == source}
+        assert found == expected, source
+
+
+def test_rerun_adds_no_rows(duckdb_runs):
+    _, _, second, counts_first, counts_second = duckdb_runs
+    assert second.success
+    assert counts_second == counts_first
+
+
+def test_fct_sales_daily_is_zero_filled_to_the_datas_last_day(duckdb_runs):
+    settings = duckdb_runs[0]
+    warehouse = Warehouse.from_settings(settings)
+    gaps = warehouse.query(
+        """
+        SELECT product_id, count(*) AS days, min(sales_date) AS first_day, max(sales_date) AS last_day
+        FROM marts.fct_sales_daily GROUP BY product_id
+        """
+    )
+    latest = warehouse.query("SELECT max(order_date) AS d FROM raw.sales")["d"].iloc[0]
+    assert (gaps["last_day"] == latest).all()
+    span = (gaps["last_day"] - gaps["first_day"]).dt.days + 1
+    assert (gaps["days"] == span).all()
+    totals = warehouse.query(
+        "SELECT (SELECT sum(quantity) FROM marts.fct_sales_daily) AS fct, (SELECT sum(quantity) FROM raw.sales) AS raw"
+    )
+    assert totals["fct"].iloc[0] == totals["raw"].iloc[0]
+
+
+def test_new_landing_file_loads_incrementally(tmp_path, small_demo):
+    landing = shutil.copytree(small_demo.out_dir / "landing", tmp_path / "landing")
+    settings = settings_for(tmp_path, landing)
+    assert run_job(settings, "ingest_and_warehouse").success
+    before = warehouse_summary(settings)
+    late = landing / "sales" / "zz_late_delivery.csv"
+    late.write_text(
+        "order_id,order_date,product_id,quantity,unit_price,customer_id\n"
+        f"LATE-1,1999-12-31,{_a_product(settings)},4,10.0,\n"
+    )
+    assert run_job(settings, "ingest_and_warehouse").success
+    after = warehouse_summary(settings)
+    assert after["raw.sales"] == before["raw.sales"] + 1
+    warehouse = Warehouse.from_settings(settings)
+    first_day = warehouse.query("SELECT min(sales_date) AS d FROM marts.fct_sales_daily")["d"].iloc[0]
+    assert str(first_day)[:10] == "1999-12-31"
+
+
+def _a_product(settings) -> str:
+    return Warehouse.from_settings(settings).query("SELECT min(product_id) AS p FROM raw.products")["p"].iloc[0]
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_row_counts_as_duckdb(tmp_path, small_demo, pg_dsn, duckdb_runs):
+    settings, first, second, counts, counts_again = _materialize_twice(
+        tmp_path, small_demo, target="postgres", pg_dsn=pg_dsn
+    )
+    _assert_pipeline_is_complete(settings, first, counts, small_demo)
+    assert second.success and counts_again == counts
+    assert counts == duckdb_runs[3]
+
+
+def test_missing_sources_are_skipped_not_fatal(tmp_path):
+    empty_landing = tmp_path / "landing"
+    empty_landing.mkdir()
+    settings = settings_for(tmp_path, empty_landing)
+    result = run_job(settings, "ingest_and_warehouse")
+    assert result.success
+    summaries = {
+        e.asset_key.to_user_string(): e.asset_materialization.metadata.get("summary")
+        for e in result.get_asset_materialization_events()
+    }
+    assert "no landing folder" in summaries["raw/sales"].value
+    assert warehouse_summary(settings)["marts.fct_sales_daily"] == 0
+
+
+def test_failing_error_expectation_blocks_downstream(tmp_path, small_demo):
+    """A stricter raw_sales suite (every quantity must be 1) fails with error severity: dbt must not run."""
+    suites = shutil.copytree(Path(__file__).parents[2] / "expectations", tmp_path / "suites")
+    suite_file = suites / "raw_sales.json"
+    suite = json.loads(suite_file.read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "quantity", "min_value": 1, "max_value": 1},
+            "severity": "critical",
+        }
+    )
+    suite_file.write_text(json.dumps(suite))
+    settings = settings_for(tmp_path, small_demo.out_dir / "landing", expectations_dir=suites)
+    result = run_job(settings, "ingest_and_warehouse")
+    checks = check_results(result)
+    assert checks["raw/sales/expectations_raw_sales"] is False
+    done = materialized(result)
+    assert "raw/sales" in done
+    assert "stg_sales" not in done and "fct_sales_daily" not in done
