@@ -100,21 +100,36 @@ def running_site(root: Path) -> Iterator[FixtureSite]:
         yield site
 
 
-@pytest.fixture
-def fixture_site(tmp_path: Path) -> Iterator[FixtureSite]:
+@pytest.fixture(name="fixture_site")
+def fixture_site_fixture(tmp_path: Path) -> Iterator[FixtureSite]:
+    """A fresh served site per test; importing fixture_site_fixture into a test module provides it."""
     with running_site(tmp_path / "site") as site:
         yield site
 
 
-def listing_page(entries: list[tuple[str, str, str]], next_href: str | None) -> str:
-    """A directory page; entries are (href, name, city), next_href None on the last page."""
+def listing_page(
+    entries: list[tuple[str, str, str]], next_href: str | None, prev_href: str | None = None
+) -> str:
+    """A directory page: site navigation, entries as (href, name, city), pagination (next_href None on the
+    last page) and a footer link into /private/ that only robots.txt keeps a crawler out of."""
     items = "\n".join(
         f'  <li class="listing-item"><a class="business-link" href="{html.escape(href)}">'
         f'{html.escape(name)}</a> <span class="city">{html.escape(city)}</span></li>'
         for href, name, city in entries
     )
-    next_link = f'<a class="next" rel="next" href="{html.escape(next_href)}">Next</a>' if next_href else ""
-    return f'<html><body>\n<ul class="listing">\n{items}\n</ul>\n{next_link}\n</body></html>\n'
+    pagination = []
+    if prev_href:
+        pagination.append(f'<a class="prev" rel="prev" href="{html.escape(prev_href)}">Previous</a>')
+    if next_href:
+        pagination.append(f'<a class="next" rel="next" href="{html.escape(next_href)}">Next</a>')
+    return (
+        "<!DOCTYPE html>\n<html><head><title>Directory</title></head><body>\n"
+        '<nav><a href="/">Home</a> <a href="/directory/page-1.html">Directory</a></nav>\n'
+        f'<ul class="listing">\n{items}\n</ul>\n'
+        f'<nav class="pagination">{" ".join(pagination)}</nav>\n'
+        '<footer><a href="/private/admin.html">Admin</a></footer>\n'
+        "</body></html>\n"
+    )
 
 
 def business_page(

@@ -12,6 +12,7 @@ from tests.fixture_site import business_page, listing_page
 
 BASE = "http://directory.test"
 SCRAPED_AT = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+NAME_TAG = '<h1 itemprop="name">Smith &amp; Sons Garage</h1>'
 
 FULL_PAGE = """<html><body>
 <article class="business" itemscope itemtype="https://schema.org/AutoRepair">
@@ -72,11 +73,18 @@ def test_review_count_with_thousands_separator_is_an_int():
     ("page", "reason"),
     [
         pytest.param("<html><body><p>Coming soon</p></body></html>", "no <article", id="no-article"),
-        pytest.param(FULL_PAGE.replace('<h1 itemprop="name">Smith &amp; Sons Garage</h1>', ""), "name", id="no-name"),
+        pytest.param(FULL_PAGE.replace(NAME_TAG, ""), "missing required field\\(s\\): name$", id="no-name"),
         pytest.param(FULL_PAGE.replace("Smith &amp; Sons Garage", "  "), "name", id="empty-name"),
         pytest.param("\x00\x89PNG\x1a\ufffd\ufffd<<</ garbage", "no <article", id="garbage"),
         pytest.param("", "no <article", id="empty-body"),
-        pytest.param(FULL_PAGE[: FULL_PAGE.index("Garage</span>")], "address, city, phone", id="truncated"),
+        pytest.param(
+            FULL_PAGE[: FULL_PAGE.index("Garage</span>")], "address, city, phone", id="cut-after-name"
+        ),
+        pytest.param(
+            FULL_PAGE[: FULL_PAGE.index(NAME_TAG)] + "  <h1 itempr\u00c3\u00a9\u00ef\u00bf\u00bd\x1a",
+            "missing required field\\(s\\): name, category",
+            id="cut-inside-name-tag",
+        ),
     ],
 )
 def test_unparseable_business_pages_say_why(page, reason):
@@ -94,7 +102,7 @@ def test_page_that_is_neither_listing_nor_business_yields_nothing():
     assert extract_page("<html><body><p>About us</p></body></html>", f"{BASE}/about.html", SCRAPED_AT) is None
 
 
-def test_listing_page_yields_absolute_detail_links_and_the_next_page():
+def test_listing_page_yields_absolute_entry_links_the_next_page_and_other_links():
     page = listing_page(
         [
             ("/business/smith-garage.html", "Smith & Sons Garage", "Springfield"),
@@ -102,6 +110,7 @@ def test_listing_page_yields_absolute_detail_links_and_the_next_page():
             ("/private/internal.html", "Internal", "-"),
         ],
         next_href="page-3.html",
+        prev_href="page-1.html",
     )
 
     listing = extract_page(page, f"{BASE}/directory/page-2.html", SCRAPED_AT)
@@ -113,11 +122,16 @@ def test_listing_page_yields_absolute_detail_links_and_the_next_page():
             f"{BASE}/private/internal.html",  # robots.txt is the crawler's business, not the parser's
         ),
         next_url=f"{BASE}/directory/page-3.html",
+        other_urls=(
+            f"{BASE}/",
+            f"{BASE}/directory/page-1.html",
+            f"{BASE}/private/admin.html",
+        ),
     )
 
 
 def test_last_listing_page_has_no_next_url():
-    page = listing_page([("/business/a.html", "A", "B")], next_href=None)
+    page = listing_page([("/business/a.html", "A", "B")], next_href=None, prev_href="page-8.html")
 
     assert extract_page(page, f"{BASE}/directory/page-9.html", SCRAPED_AT).next_url is None
 
