@@ -186,8 +186,9 @@ class SuiteResult:
         else:
             verdict = "FAILED"
         lines = [
-            f"**{self.suite_name}**: {verdict} — {self.n_failed}/{self.n_expectations} expectations failed "
-            f"({self.n_failed_errors} error, {self.n_failed_warnings} warning) on {self.rows_evaluated:,} rows",
+            f"**{self.suite_name}**: {verdict} — {self.n_failed}/{self.n_expectations} expectations "
+            f"failed ({self.n_failed_errors} error, {self.n_failed_warnings} warning) "
+            f"on {self.rows_evaluated:,} rows",
         ]
         rows = sorted(self.results, key=lambda r: (r["success"], SEVERITIES.index(r["severity"])))
         if only_failed:
@@ -303,6 +304,9 @@ def _column_of(kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+_DOMAIN_KWARGS = ("column", "column_list", "batch_id")
+
+
 def _outcome(config: Any, result: Any) -> dict[str, Any]:
     kwargs = dict(config.kwargs)
     severity = getattr(config.severity, "value", config.severity) or "critical"
@@ -312,7 +316,7 @@ def _outcome(config: Any, result: Any) -> dict[str, Any]:
     return {
         "expectation_type": config.type,
         "column": _column_of(kwargs),
-        "kwargs": _jsonable({k: v for k, v in kwargs.items() if k not in ("column", "column_list", "batch_id")}),
+        "kwargs": _jsonable({k: v for k, v in kwargs.items() if k not in _DOMAIN_KWARGS}),
         "severity": str(severity),
         "success": bool(result.success) and exception is None,
         "unexpected_count": _jsonable(details.get("unexpected_count")),
@@ -328,9 +332,7 @@ def _outcome(config: Any, result: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- validation
 
 
-def validate_frame(
-    df: pd.DataFrame, suite_name: str, *, directory: str | Path | None = None
-) -> SuiteResult:
+def validate_frame(df: pd.DataFrame, suite_name: str, *, directory: str | Path | None = None) -> SuiteResult:
     """Validate ``df`` against ``expectations/<suite_name>.json``.
 
     Never raises for bad data: a missing column makes the expectations on it fail with an
