@@ -40,7 +40,7 @@ def _assert_pipeline_is_complete(settings, first, counts, demo):
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     done = materialized(first)
     assert {"raw/products", "raw/sales", "raw/interactions", "raw/leads", *MARTS} <= done
-    assert "snap_product_prices" in done
+    assert "snap_products" in done
     checks = check_results(first)
     assert any(name.endswith("expectations_raw_sales") for name in checks)
     assert len(checks) > 20, "dbt tests and expectation suites must run as asset checks"

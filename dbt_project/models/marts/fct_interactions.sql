@@ -1,0 +1,26 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_id',
+        on_schema_change='fail'
+    )
+}}
+-- Event-grain interactions with their weight. Incremental on _load_id: each run only appends the
+-- events of loads newer than the newest one already here (stg_interactions keeps the first delivery
+-- of an event_id, so earlier rows never change).
+select
+    event_id,
+    user_id,
+    product_id,
+    session_id,
+    interaction_type,
+    cast(interaction_weight as bigint) as interaction_weight,
+    rating,
+    event_at,
+    event_date,
+    _load_id
+from {{ ref('stg_interactions') }}
+{% if is_incremental() %}
+where _load_id > (select coalesce(max(_load_id), -1) from {{ this }})
+{% endif %}
