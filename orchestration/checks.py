@@ -1,7 +1,5 @@
 """Great Expectations suites as blocking Dagster asset checks: an error-severity failure stops downstream."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.assets.ingest import raw_asset_key
@@ -14,9 +12,9 @@ GUARDED_TABLES: dict[str, tuple[dg.AssetKey, str]] = {
     "raw_sales": (raw_asset_key("sales"), "raw.sales"),
     "raw_interactions": (raw_asset_key("interactions"), "raw.interactions"),
     "raw_leads": (raw_asset_key("leads"), "raw.leads"),
-    "dim_products": (dg.AssetKey("dim_products"), "marts.dim_products"),
-    "fct_sales_daily": (dg.AssetKey("fct_sales_daily"), "marts.fct_sales_daily"),
-    "user_item_scores": (dg.AssetKey("user_item_scores"), "marts.user_item_scores"),
+    "dim_products": (dg.AssetKey(["marts", "dim_products"]), "marts.dim_products"),
+    "fct_sales_daily": (dg.AssetKey(["marts", "fct_sales_daily"]), "marts.fct_sales_daily"),
+    "user_item_scores": (dg.AssetKey(["marts", "user_item_scores"]), "marts.user_item_scores"),
 }
 
 

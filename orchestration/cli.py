@@ -61,7 +61,7 @@ def materialize(settings: Settings, job_name: str) -> bool:
     elapsed = time.perf_counter() - started
     print(f"\n{job_name}: {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f} s (run {result.run_id})")
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.step_materialization_data.materialization
         metadata = materialization.metadata
         rows = metadata.get("dagster/row_count") or metadata.get("rows_affected")
         summary = metadata.get("summary")

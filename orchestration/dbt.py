@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-import dagster as dg
-from dagster_dbt import DagsterDbtProjectPreparer, DagsterDbtTranslator, DbtProject
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 WAREHOUSE_GROUP = "warehouse"
 
+# The dbt installed next to this interpreter, so the venv works without being on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+
+def dbt_cli(project: DbtProject = dbt_project) -> DbtCliResource:
+    return DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
+
 
 _DBT_SOURCES = ("models", "macros", "snapshots", "tests", "dbt_project.yml")
 
@@ -26,10 +38,31 @@ def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
     return any(p.stat().st_mtime > built for p in paths)
 
 
-def ensure_manifest(project: DbtProject = dbt_project) -> None:
+@contextmanager
+def dbt_environment(settings: Settings) -> Iterator[None]:
+    """Expose the variables dbt_project/profiles.yml reads while a dbt process starts, then restore them.
+
+    dagster-dbt hands os.environ to the dbt subprocess; scoping the change keeps two settings objects
+    (say a DuckDB and a Postgres graph in one test session) from leaking into each other.
+    """
+    values = settings.dbt_env()
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def ensure_manifest(settings: Settings, project: DbtProject = dbt_project) -> None:
     """Parse the project when needed, so a fresh clone and an edited model both load without a manual step."""
     if manifest_is_stale(project):
-        DagsterDbtProjectPreparer().prepare(project)
+        with dbt_environment(settings):
+            dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
 
 
 class OptimumDbtTranslator(DagsterDbtTranslator):

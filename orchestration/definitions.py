@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.warehouse import build_warehouse_assets
 from orchestration.checks import expectation_checks
-from orchestration.dbt import dbt_project, ensure_manifest
+from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import jobs, schedules
 from orchestration.settings import Settings, Target
 from orchestration.warehouse import Warehouse
@@ -18,8 +15,7 @@ from orchestration.warehouse import Warehouse
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
-    os.environ.update(settings.dbt_env())  # dbt_project/profiles.yml reads these
-    ensure_manifest()
+    ensure_manifest(settings)
     # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
     executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
     return dg.Definitions(
@@ -31,7 +27,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources={
             "settings": settings,
             "warehouse": Warehouse.from_settings(settings),
-            "dbt": DbtCliResource(project_dir=dbt_project),
+            "dbt": dbt_cli(),
         },
     )
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-
 ADMIN_DSN = os.environ.get("OPTIMUM_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -47,8 +46,10 @@ def new_pg_database(postgres_admin) -> Iterator[Callable[[], str]]:
 
     def create() -> str:
         name = f"optimum_test_{uuid.uuid4().hex[:10]}"
-        with _admin_connection() as con, con.cursor() as cur:
+        con = _admin_connection()
+        with con.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
+        con.close()
         created.append(name)
         return ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
 

@@ -1,7 +1,5 @@
 """Ingest group: landing files and scraped leads into the warehouse's raw schema."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source

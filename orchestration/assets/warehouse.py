@@ -1,18 +1,21 @@
 """Warehouse group: every dbt model and snapshot is an asset, every dbt test an asset check."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from orchestration.dbt import OptimumDbtTranslator, dbt_project
+from orchestration.dbt import OptimumDbtTranslator, dbt_environment, dbt_project
+from orchestration.settings import Settings
 
 
 def build_warehouse_assets() -> dg.AssetsDefinition:
     """Built on demand because it reads manifest.json, which `ensure_manifest` may have to create first."""
 
     @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=OptimumDbtTranslator())
-    def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()
+    def warehouse_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: dg.ResourceParam[Settings]
+    ):
+        with dbt_environment(settings):
+            invocation = dbt.cli(["build"], context=context)
+        yield from invocation.stream()
 
     return warehouse_models

@@ -131,35 +131,39 @@ def _lead_hash(lead: dict) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
+_BAD_PAGE_KEY = ["source_file", "reason", "detail"]  # a bad page already quarantined is not added again
+
+
 def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict]) -> LoadReport:
-    """Append scraped leads whose content changed since their last observation; quarantine the rest."""
+    """Append scraped leads (and bad pages) not seen before; a re-scrape of an unchanged site adds nothing."""
     report = LoadReport("leads", files_seen=len(leads) + len(quarantined))
     frame = pd.DataFrame(leads, columns=list(LEAD_FIELDS))
     frame["scraped_at"] = pd.to_datetime(frame["scraped_at"], utc=True).dt.tz_localize(None)
     frame["review_count"] = frame["review_count"].astype("Int64")
     frame["rating"] = frame["rating"].astype("float64")
     frame["_content_hash"] = [_lead_hash(lead) for lead in leads]
+    bad = pd.DataFrame(
+        {
+            "source_file": [q["source_url"] for q in quarantined],
+            "source_line": pd.Series([None] * len(quarantined), dtype="Int64"),
+            "reason": [str(q["reason"]) for q in quarantined],
+            "detail": [q["detail"] for q in quarantined],
+            "raw_record": [q.get("raw_snippet", "") for q in quarantined],
+        },
+        columns=["source_file", "source_line", "reason", "detail", "raw_record"],
+    ).astype({column: "str" for column in _BAD_PAGE_KEY + ["raw_record"]})
     with warehouse.transaction() as conn:
         ensure_raw_schema(conn)
         seen = pd.Index(conn.query(f"SELECT DISTINCT _content_hash FROM {qualified('leads')}")["_content_hash"])
         new = frame[~frame["_content_hash"].isin(seen)].drop_duplicates("_content_hash")
-        load_id = next_load_id(conn)
-        loaded_at = _now()
-        new = new.assign(_load_id=load_id, _loaded_at=loaded_at)
-        conn.append(qualified("leads"), new)
-        bad = pd.DataFrame(
-            {
-                "source_file": [q["source_url"] for q in quarantined],
-                "source_line": pd.Series([None] * len(quarantined), dtype="Int64"),
-                "reason": [str(q["reason"]) for q in quarantined],
-                "detail": [q["detail"] for q in quarantined],
-                "raw_record": [q.get("raw_snippet", "") for q in quarantined],
-                "_load_id": load_id,
-                "_loaded_at": loaded_at,
-            }
-        )
-        conn.append(quarantine_table("leads"), bad)
-        _record_load(conn, load_id, "leads", "scrape", "", len(new), len(bad))
+        known_bad = conn.query(f"SELECT {', '.join(_BAD_PAGE_KEY)} FROM {quarantine_table('leads')}").astype("str")
+        bad = bad.merge(known_bad, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+        if len(new) or len(bad):
+            load_id = next_load_id(conn)
+            loaded_at = _now()
+            conn.append(qualified("leads"), new.assign(_load_id=load_id, _loaded_at=loaded_at))
+            conn.append(quarantine_table("leads"), bad.assign(_load_id=load_id, _loaded_at=loaded_at))
+            _record_load(conn, load_id, "leads", "scrape", "", len(new), len(bad))
     report.rows_loaded = len(new)
     report.files_skipped = [f"{len(frame) - len(new)} unchanged leads"]
     report.rows_quarantined = len(bad)

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 

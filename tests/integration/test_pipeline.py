@@ -39,8 +39,8 @@ def duckdb_runs(tmp_path_factory, small_demo):
 def _assert_pipeline_is_complete(settings, first, counts, demo):
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     done = materialized(first)
-    assert {"raw/products", "raw/sales", "raw/interactions", "raw/leads", *MARTS} <= done
-    assert "snap_products" in done
+    assert {"raw/products", "raw/sales", "raw/interactions", "raw/leads"} <= done
+    assert {f"marts/{mart}" for mart in MARTS} | {"snapshots/snap_products"} <= done
     checks = check_results(first)
     assert any(name.endswith("expectations_raw_sales") for name in checks)
     assert len(checks) > 20, "dbt tests and expectation suites must run as asset checks"
@@ -127,7 +127,7 @@ def test_missing_sources_are_skipped_not_fatal(tmp_path):
     result = run_job(settings, "ingest_and_warehouse")
     assert result.success
     summaries = {
-        e.asset_key.to_user_string(): e.asset_materialization.metadata.get("summary")
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata.get("summary")
         for e in result.get_asset_materialization_events()
     }
     assert "no landing folder" in summaries["raw/sales"].value
@@ -153,4 +153,4 @@ def test_failing_error_expectation_blocks_downstream(tmp_path, small_demo):
     assert checks["raw/sales/expectations_raw_sales"] is False
     done = materialized(result)
     assert "raw/sales" in done
-    assert "stg_sales" not in done and "fct_sales_daily" not in done
+    assert "staging/stg_sales" not in done and "marts/fct_sales_daily" not in done
