@@ -1,0 +1,55 @@
+"""The settings object: OPTIMUM_* environment variables decide paths, target and credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from orchestration.settings import Settings, Target
+
+
+def test_defaults_keep_all_state_under_one_home(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in ("OPTIMUM_HOME", "OPTIMUM_TARGET", "OPTIMUM_LANDING_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.home == tmp_path / ".optimum"
+    assert settings.target is Target.DUCKDB
+    assert settings.landing_dir == tmp_path / "data" / "landing"
+    for path in (settings.dagster_home, settings.duckdb_path, settings.mlflow_dir, settings.bentoml_home):
+        assert path.is_relative_to(settings.home)
+    assert settings.dbt_env() == {"OPTIMUM_TARGET": "duckdb", "OPTIMUM_DUCKDB_PATH": str(settings.duckdb_path)}
+
+
+def test_environment_variables_are_read_with_the_prefix(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPTIMUM_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("OPTIMUM_TARGET", "postgres")
+    monkeypatch.setenv("OPTIMUM_PG_DSN", "postgresql://etl:s%40cret@db.internal:6543/warehouse")
+    monkeypatch.setenv("OPTIMUM_LEAD_SEED_URLS", " http://a.test/list , ,http://b.test/ ")
+    settings = Settings()
+    assert settings.home == tmp_path / "state"
+    assert settings.seed_urls == ["http://a.test/list", "http://b.test/"]
+    assert settings.dbt_env() == {
+        "OPTIMUM_TARGET": "postgres",
+        "OPTIMUM_DUCKDB_PATH": str(tmp_path / "state" / "warehouse.duckdb"),
+        "OPTIMUM_PG_HOST": "db.internal",
+        "OPTIMUM_PG_PORT": "6543",
+        "OPTIMUM_PG_USER": "etl",
+        "OPTIMUM_PG_PASSWORD": "s@cret",
+        "OPTIMUM_PG_DBNAME": "warehouse",
+    }
+
+
+def test_bad_values_are_clear_errors():
+    with pytest.raises(ValidationError, match="target"):
+        Settings(target="sqlite")
+    with pytest.raises(ValueError, match="OPTIMUM_PG_DSN must look like"):
+        _ = Settings(target="postgres", pg_dsn="mysql://x@y/z").pg
+
+
+def test_ensure_dirs_creates_the_state_folders(tmp_path: Path):
+    settings = Settings(home=tmp_path / "fresh")
+    settings.ensure_dirs()
+    assert settings.dagster_home.is_dir() and settings.mlflow_dir.is_dir()
