@@ -359,7 +359,7 @@ def test_dbt_build_empty_then_incremental_matches_full_refresh(warehouse: Wareho
 
     def day(product_id: str, date: dt.date) -> tuple[Any, ...]:
         r = by_key[(product_id, pd.Timestamp(date))]
-        return r["quantity"], r["revenue"], r["n_orders"], r["avg_unit_price"]
+        return r["quantity"], float(r["revenue"]), r["n_orders"], r["avg_unit_price"]
 
     assert day("P1", D(2024, 1, 3))[:3] == pytest.approx((2, 99.98, 1))  # late O8
     assert day("P1", D(2024, 1, 1))[0] == 1  # the re-delivered O1 line did not count twice
