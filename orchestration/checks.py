@@ -25,9 +25,7 @@ def build_expectation_check(suite_name: str, asset_key: dg.AssetKey, table: str)
         blocking=True,
         description=f"Great Expectations suite expectations/{suite_name}.json on {table}.",
     )
-    def _check(
-        settings: dg.ResourceParam[Settings], warehouse: dg.ResourceParam[Warehouse]
-    ) -> dg.AssetCheckResult:
+    def _check(settings: dg.ResourceParam[Settings], warehouse: dg.ResourceParam[Warehouse]) -> dg.AssetCheckResult:
         frame = warehouse.query(f"SELECT * FROM {table}")
         result = validate_frame(frame, suite_name, directory=settings.expectations_dir)
         return dg.AssetCheckResult(

@@ -92,5 +92,3 @@ def raw_leads(
 
 landing_assets = [build_landing_asset(source) for source in LANDING_SOURCES]
 ingest_assets = [*landing_assets, raw_leads]
-
-

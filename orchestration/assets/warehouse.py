@@ -5,6 +5,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from orchestration.dbt import OptimumDbtTranslator, dbt_environment, dbt_project
 from orchestration.settings import Settings
+from orchestration.warehouse import Warehouse
 
 
 def build_warehouse_assets() -> dg.AssetsDefinition:
@@ -12,10 +13,19 @@ def build_warehouse_assets() -> dg.AssetsDefinition:
 
     @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=OptimumDbtTranslator())
     def warehouse_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: dg.ResourceParam[Settings]
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        settings: dg.ResourceParam[Settings],
+        warehouse: dg.ResourceParam[Warehouse],
     ):
         with dbt_environment(settings):
             invocation = dbt.cli(["build"], context=context)
-        yield from invocation.stream()
+        # DuckDB admits one process per file, so row counts are read once dbt has exited.
+        events = list(invocation.stream())
+        for event in events:
+            if isinstance(event, dg.Output):
+                table = ".".join(context.asset_key_for_output(event.output_name).path)
+                event = event.with_metadata({**event.metadata, "dagster/row_count": warehouse.row_count(table)})
+            yield event
 
     return warehouse_models

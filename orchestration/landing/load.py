@@ -34,13 +34,14 @@ class LoadReport:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     quarantined_by_reason: Counter = field(default_factory=Counter)
+    unit: str = "files"  # what files_seen counts: landing files, or scraped pages for leads
 
     @property
     def summary(self) -> str:
         if not self.folder_found:
             return f"{self.source}: no landing folder, skipped"
         return (
-            f"{self.source}: {self.files_seen} files seen, {len(self.files_loaded)} loaded, "
+            f"{self.source}: {self.files_seen} {self.unit} seen, {len(self.files_loaded)} loaded, "
             f"{len(self.files_skipped)} already loaded; {self.rows_loaded} rows loaded, "
             f"{self.rows_quarantined} quarantined"
         )
@@ -136,7 +137,7 @@ _BAD_PAGE_KEY = ["source_file", "reason", "detail"]  # a bad page already quaran
 
 def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict]) -> LoadReport:
     """Append scraped leads (and bad pages) not seen before; a re-scrape of an unchanged site adds nothing."""
-    report = LoadReport("leads", files_seen=len(leads) + len(quarantined))
+    report = LoadReport("leads", files_seen=len(leads) + len(quarantined), unit="pages")
     frame = pd.DataFrame(leads, columns=list(LEAD_FIELDS))
     frame["scraped_at"] = pd.to_datetime(frame["scraped_at"], utc=True).dt.tz_localize(None)
     frame["review_count"] = frame["review_count"].astype("Int64")
@@ -165,7 +166,8 @@ def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict])
             conn.append(quarantine_table("leads"), bad.assign(_load_id=load_id, _loaded_at=loaded_at))
             _record_load(conn, load_id, "leads", "scrape", "", len(new), len(bad))
     report.rows_loaded = len(new)
-    report.files_skipped = [f"{len(frame) - len(new)} unchanged leads"]
+    report.files_loaded = new["source_url"].tolist()
+    report.files_skipped = frame.loc[~frame.index.isin(new.index), "source_url"].tolist()
     report.rows_quarantined = len(bad)
     report.quarantined_by_reason.update(bad["reason"].tolist())
     return report

@@ -114,9 +114,7 @@ def load_suite(suite_name: str, directory: str | Path | None = None) -> gx.Expec
         raise SuiteDefinitionError(f"{path}: {exc}") from exc
     if len(suite.expectations) != len(doc["expectations"]):
         built = {e.id for e in suite.expectations}
-        dropped = [
-            f"#{i} {exp['type']}" for i, exp in enumerate(doc["expectations"]) if exp["id"] not in built
-        ]
+        dropped = [f"#{i} {exp['type']}" for i, exp in enumerate(doc["expectations"]) if exp["id"] not in built]
         raise SuiteDefinitionError(f"{path}: GX rejected expectation(s) {', '.join(dropped)}")
     return suite
 

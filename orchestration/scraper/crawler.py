@@ -181,9 +181,7 @@ class _Crawler:
             self.result.leads.append(page)
 
     def _quarantine(self, url: str, reason: Reason, detail: str, snippet: str) -> None:
-        self.result.quarantined.append(
-            {"source_url": url, "reason": reason, "detail": detail, "raw_snippet": snippet}
-        )
+        self.result.quarantined.append({"source_url": url, "reason": reason, "detail": detail, "raw_snippet": snippet})
 
     def _get(self, url: str, may_follow: Callable[[str], bool]) -> httpx.Response | _Failure | None:
         """GET following same-host redirects by hand, so each hop is rate-limited, logged and vetted.
