@@ -47,20 +47,34 @@ def _assert_pipeline_is_complete(settings, first, counts, demo):
     assert all(checks.values()), [name for name, passed in checks.items() if not passed]
     for table in ("raw.sales", "raw.interactions", "raw.products", "raw.leads", *(f"marts.{m}" for m in MARTS)):
         assert counts[table] > 0, table
+    _assert_every_planted_row_is_quarantined(Warehouse.from_settings(settings), demo)
+    _assert_leads_scraped_politely_and_merged(Warehouse.from_settings(settings), demo)
+
+
+def _assert_every_planted_row_is_quarantined(warehouse, demo):
     planted = json.loads((demo.out_dir / "planted_bad_rows.json").read_text())
-    assert sum(counts[f"raw.{s}_quarantine"] for s in ("sales", "interactions", "products")) == len(planted)
-
-
-def test_duckdb_pipeline_loads_everything_and_quarantines_every_planted_row(duckdb_runs, small_demo):
-    settings, first, _, counts, _ = duckdb_runs
-    _assert_pipeline_is_complete(settings, first, counts, small_demo)
-    warehouse = Warehouse.from_settings(settings)
-    planted = json.loads((small_demo.out_dir / "planted_bad_rows.json").read_text())
     for source in ("sales", "interactions", "products"):
         quarantined = warehouse.query(f"SELECT source_file, source_line, reason FROM raw.{source}_quarantine")
         found = {(r.source_file, int(r.source_line)): r.reason for r in quarantined.itertuples()}
         expected = {(p["file"], p["line"]): p["reason"] for p in planted if p["source"] == source}
         assert found == expected, source
+
+
+def _assert_leads_scraped_politely_and_merged(warehouse, demo):
+    site = demo.site_manifest
+    urls = warehouse.query("SELECT source_url FROM raw.leads")["source_url"]
+    assert not urls.str.contains("/private/").any(), "robots.txt disallows /private/"
+    bad_pages = warehouse.query("SELECT source_file, reason FROM raw.leads_quarantine")
+    bad_paths = {url.split("://", 1)[1].split("/", 1)[1] for url in bad_pages["source_file"]}
+    assert bad_paths == {path.lstrip("/") for path in site.malformed_urls + site.missing_urls}
+    assert set(bad_pages["reason"]) == {"unparseable_page", "fetch_failed"}
+    dim_leads = warehouse.row_count("marts.dim_leads")
+    assert dim_leads == site.n_unique_businesses, "duplicate listings merge into one lead"
+
+
+def test_duckdb_pipeline_loads_everything_and_quarantines_every_planted_row(duckdb_runs, small_demo):
+    settings, first, _, counts, _ = duckdb_runs
+    _assert_pipeline_is_complete(settings, first, counts, small_demo)
 
 
 def test_rerun_adds_no_rows(duckdb_runs):
