@@ -40,3 +40,21 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     assert "expectations_raw_sales" in checks and any(name.startswith("unique_") for name in checks)
     assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0"}
     assert definitions.resolve_job_def("ingest_and_warehouse") is not None
+
+
+def test_cli_generates_runs_and_records_the_run_in_the_embedded_instance(tmp_path, monkeypatch, capsys):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("OPTIMUM_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["generate", "--out", str(tmp_path / "data"), "--scale", "small", "--days", "60"]) == 0
+    landing = tmp_path / "data" / "landing"
+    assert main(["run", "--landing", str(landing), "--job", "ingest_and_warehouse"]) == 0
+    output = capsys.readouterr().out
+    assert "ingest_and_warehouse: succeeded" in output
+    assert "materialized marts/fct_sales_daily" in output
+
+    instance_runs = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster")).get_runs()
+    assert [run.job_name for run in instance_runs] == ["ingest_and_warehouse"]
+    assert main(["summary"]) == 0
+    assert "marts.fct_sales_daily" in capsys.readouterr().out
