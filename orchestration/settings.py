@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
+from typing import Literal
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     scrape_max_pages: int = Field(2000, ge=1, description="Page budget of one scrape.")
     scrape_requests_per_second: float = Field(10.0, gt=0, description="Per-host rate limit of the scraper.")
     expectations_dir: Path = Field(EXPECTATIONS_DIR, description="Great Expectations suites (JSON).")
+    mlflow_tracking_uri: str = Field("", description="MLflow server; empty: a SQLite store under home/mlflow.")
+    forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
+    forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
+    recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod
@@ -60,6 +65,15 @@ class Settings(BaseSettings):
     @property
     def bentoml_home(self) -> Path:
         return self.home / "bentoml"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow store: a server in production, a SQLite file plus artifact folder when embedded."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.mlflow_dir / "artifacts"
 
     @property
     def seed_urls(self) -> list[str]:
