@@ -68,8 +68,12 @@ class Settings(BaseSettings):
 
     @property
     def tracking_uri(self) -> str:
-        """The MLflow store: a server in production, a SQLite file plus artifact folder when embedded."""
-        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+        """The MLflow store: an explicit URI (a server), else the warehouse's Postgres, else SQLite under home."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.target is Target.POSTGRES:
+            return "postgresql+psycopg2://" + self.pg_dsn.split("://", 1)[1]
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
     def mlflow_artifacts_dir(self) -> Path:

@@ -86,6 +86,19 @@ class _PostgresConnection(Connection):
             cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
 
 
+def _sql_type(dtype) -> str:
+    """The portable column type for a pandas dtype (DuckDB and PostgreSQL share these names)."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(dtype):
+        return "DOUBLE PRECISION"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "TIMESTAMP"
+    return "VARCHAR"
+
+
 class Warehouse(ABC):
     """Opens short transactions; DuckDB allows one writer per file, so nothing holds a connection open."""
 
@@ -110,6 +123,16 @@ class Warehouse(ABC):
         sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
         with self.transaction() as conn:
             return conn.scalar(sql, (schema, table)) > 0
+
+    def replace_table(self, table: str, frame: pd.DataFrame) -> None:
+        """Swap a whole table for the frame in one transaction (batch outputs are rebuilt, never appended)."""
+        schema = table.split(".")[0]
+        columns = ", ".join(f'"{name}" {_sql_type(dtype)}' for name, dtype in frame.dtypes.items())
+        with self.transaction() as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute(f"CREATE TABLE {table} ({columns})")
+            conn.append(table, frame)
 
     def row_count(self, table: str) -> int:
         with self.transaction() as conn:

@@ -24,9 +24,9 @@ def _materialize_twice(tmp: Path, demo, **values):
         settings = settings_for(
             tmp, demo.out_dir / "landing", lead_seed_urls=f"{base_url}/directory/page-1.html", **values
         )
-        first = run_job(settings)
+        first = run_job(settings, "ingest_and_warehouse")
         counts_after_first = warehouse_summary(settings)
-        second = run_job(settings)
+        second = run_job(settings, "ingest_and_warehouse")
         counts_after_second = warehouse_summary(settings)
     return settings, first, second, counts_after_first, counts_after_second
 

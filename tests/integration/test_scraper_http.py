@@ -315,12 +315,8 @@ def test_redirects_are_followed_only_within_the_host_and_past_robots(fixture_sit
             next_href=None,
         ),
     )
-    fixture_site.write(
-        "/business/acme.html", business_page("Acme", "Parts", "1 Elm Road", "Shelbyville", "555")
-    )
-    fixture_site.write(
-        "/business/brakes.html", business_page("Brake Masters", "Brakes", "9 Oak", "Ogden", "5")
-    )
+    fixture_site.write("/business/acme.html", business_page("Acme", "Parts", "1 Elm Road", "Shelbyville", "555"))
+    fixture_site.write("/business/brakes.html", business_page("Brake Masters", "Brakes", "9 Oak", "Ogden", "5"))
     fixture_site.script("/business/old-slug.html", 301, {"Location": "/business/acme.html"})
     fixture_site.script("/business/moved.html", 302, {"Location": "brakes.html"})
     fixture_site.script("/business/elsewhere.html", 302, {"Location": "http://elsewhere.invalid/x.html"})

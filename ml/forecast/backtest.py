@@ -1,0 +1,180 @@
+"""Rolling-origin backtest, error metrics, and the per-series model choice.
+
+Metrics per (model, product, origin) over one horizon window; all are "lower is better" except coverage:
+  mae, rmse   in units;
+  mape        mean |error| / actual over periods with a non-zero actual only (a zero actual has no
+              percentage error), as a fraction; NaN when the window sold nothing;
+  wape        sum |error| / sum actual, as a fraction; NaN when the window sold nothing;
+  mase        mae / in-sample MAE of the seasonal naive forecast on the training part of that series
+              (lag-1 naive when it is shorter than a season + 1); NaN where that scale is 0 (a constant
+              training series), and then selection falls back to mae for the series;
+  coverage    share of actuals inside [yhat_lower, yhat_upper] (nominal 0.8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.forecast.models import EnsembleForecaster, Forecaster, MovingAverage, SeasonalNaive
+from ml.forecast.series import SEASON_LENGTH, Freq, check_freq, quantity_matrix
+
+KEYS = ["model", "product_id", "origin"]
+PREDICTION_ORDER = [*KEYS, "period_start", "step", "actual", "yhat", "yhat_lower", "yhat_upper", "scale"]
+ERROR_ORDER = [*KEYS, "mae", "rmse", "mape", "wape", "mase", "coverage", "scale"]
+
+
+@dataclass
+class Backtest:
+    """predictions: one row per (model, product, origin, forecast period) with actual and step (1..horizon),
+    for plots; errors: one row per (model, product, origin) with the metrics above. origin is the start
+    of the first forecast period of that window."""
+
+    predictions: pd.DataFrame
+    errors: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> Backtest:
+        """The backtest of no series (every product had thin history)."""
+        return cls(predictions=pd.DataFrame(columns=PREDICTION_ORDER), errors=pd.DataFrame(columns=ERROR_ORDER))
+
+
+def fit_predict(models: Sequence[Forecaster], history: pd.DataFrame, horizon: int) -> dict[str, pd.DataFrame]:
+    """Fit each model and forecast; an ensemble whose members are all in `models` reuses their forecasts
+    instead of fitting them a second time (Prophet and LightGBM are the expensive part)."""
+    names = [model.name for model in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    fitted: dict[str, Forecaster] = {}
+    out: dict[str, pd.DataFrame] = {}
+    for model in sorted(models, key=lambda m: isinstance(m, EnsembleForecaster)):  # members first
+        if isinstance(model, EnsembleForecaster) and all(fitted.get(m.name) is m for m in model.members):
+            out[model.name] = model.combine([out[m.name] for m in model.members])
+        else:
+            out[model.name] = model.fit(history).predict(horizon)
+        fitted[model.name] = model
+    return {name: out[name] for name in names}
+
+
+def mase_scale(history: pd.DataFrame, freq: Freq) -> pd.Series:
+    """In-sample MAE of the seasonal naive forecast per product (lag-1 naive below a season + 1)."""
+    ids, _, wide = quantity_matrix(history)
+    season = SEASON_LENGTH[freq]
+    wide = np.hstack([np.full((len(wide), max(0, season + 1 - wide.shape[1])), np.nan), wide])
+    seasonal = pd.DataFrame(np.abs(wide[:, season:] - wide[:, :-season])).mean(axis=1)
+    naive = pd.DataFrame(np.abs(wide[:, 1:] - wide[:, :-1])).mean(axis=1)
+    return pd.Series(seasonal.fillna(naive).to_numpy(), index=ids, name="scale")
+
+
+def rolling_origin_backtest(
+    series: pd.DataFrame, models: Sequence[Forecaster], n_origins: int = 3, horizon: int = 8, freq: Freq = "W"
+) -> Backtest:
+    """Refit every model at n_origins cut-offs stepping back `horizon` periods at a time from the end and
+    score each on the following `horizon` periods (non-overlapping windows covering the last
+    n_origins * horizon periods). Series that have not started by a cut-off sit that origin out."""
+    check_freq(freq)
+    periods = np.sort(series["period_start"].unique())
+    if len(periods) < n_origins * horizon + 1:
+        raise ValueError(f"{len(periods)} periods cannot hold {n_origins} origins of {horizon} plus training data")
+    frames = []
+    for back in range(n_origins, 0, -1):  # oldest origin first
+        cut = len(periods) - back * horizon  # index of the first forecast period
+        train = series[series["period_start"] < periods[cut]]
+        window = periods[cut : cut + horizon]
+        actual = series[series["period_start"].isin(window)][["product_id", "period_start", "quantity"]]
+        scale = mase_scale(train, freq)
+        for name, predicted in fit_predict(models, train, horizon).items():
+            scored = predicted.merge(actual, on=["product_id", "period_start"], how="inner")
+            scored["model"], scored["origin"] = name, periods[cut]
+            scored["step"] = np.searchsorted(window, scored["period_start"].to_numpy()) + 1
+            scored["scale"] = scored["product_id"].map(scale).to_numpy()
+            frames.append(scored)
+    predictions = pd.concat(frames, ignore_index=True).rename(columns={"quantity": "actual"})
+    return Backtest(predictions=predictions[PREDICTION_ORDER], errors=_errors(predictions))
+
+
+def _pointwise(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per-period error terms that the metrics average or sum."""
+    p = predictions
+    error = (p["yhat"] - p["actual"]).abs()
+    return pd.DataFrame(
+        {
+            "abs_error": error,
+            "sq_error": error**2,
+            "pct_error": (error / p["actual"]).where(p["actual"] > 0),
+            "actual": p["actual"],
+            "covered": ((p["actual"] >= p["yhat_lower"]) & (p["actual"] <= p["yhat_upper"])).astype(float),
+        }
+    )
+
+
+def _summaries(parts: pd.DataFrame, by: list[pd.Series]) -> pd.DataFrame:
+    """mae, rmse, mape, wape, coverage of the pointwise terms per group."""
+    g = parts.groupby(by, sort=False)
+    sums = g[["abs_error", "actual"]].sum()
+    return pd.DataFrame(
+        {
+            "mae": g["abs_error"].mean(),
+            "rmse": np.sqrt(g["sq_error"].mean()),
+            "mape": g["pct_error"].mean(),
+            "wape": sums["abs_error"] / sums["actual"].where(sums["actual"] > 0),
+            "coverage": g["covered"].mean(),
+        }
+    )
+
+
+def _errors(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, product, origin) metrics from per-period predictions."""
+    keys = [predictions[k] for k in KEYS]
+    errors = _summaries(_pointwise(predictions), keys)
+    errors["scale"] = predictions.groupby(keys, sort=False)["scale"].first()
+    errors["mase"] = errors["mae"] / errors["scale"].where(errors["scale"] > 0)
+    return errors.reset_index()[ERROR_ORDER]
+
+
+def model_metrics(backtest: Backtest) -> pd.DataFrame:
+    """One row per model: mae/rmse/mape/wape/coverage pooled over every backtested period, mase the mean
+    over (product, origin) windows, and relative_mase = that mean divided by seasonal naive's mean MASE
+    on the same windows (< 1 beats seasonal naive; NaN without a seasonal_naive model)."""
+    p, e = backtest.predictions, backtest.errors
+    table = _summaries(_pointwise(p), [p["model"]])
+    table.insert(0, "n_series", p.groupby("model", sort=False)["product_id"].nunique())
+    table["mase"] = e.groupby("model", sort=False)["mase"].mean()
+    baseline = e[e["model"] == SeasonalNaive.name].set_index(["product_id", "origin"])["mase"].rename("baseline")
+    paired = e.join(baseline, on=["product_id", "origin"]).dropna(subset=["mase", "baseline"])
+    means = paired.groupby("model", sort=False)[["mase", "baseline"]].mean()
+    table["relative_mase"] = means["mase"] / means["baseline"]
+    return table.rename_axis("model").reset_index()
+
+
+def thin_products(series: pd.DataFrame, horizon: int, n_origins: int) -> pd.Index:
+    """Products with too little history to backtest on every origin and still train on a horizon's worth:
+    fewer than max(2, n_origins + 1) * horizon periods."""
+    counts = series.groupby("product_id").size()
+    return counts.index[counts < max(2, n_origins + 1) * horizon]
+
+
+def select_models(backtest: Backtest, thin: Sequence[str] = ()) -> pd.DataFrame:
+    """Per product, the model with the lowest mean MASE over the origins (ties: the earlier model).
+
+    Only models scored on every origin the product has compete (Prophet may cover a product at some
+    origins only); where MASE is undefined for the product (zero scale) mean MAE decides. `thin` products
+    get MovingAverage and thin_history = True. Columns: product_id, model_name, mase, mae, thin_history.
+    """
+    e = backtest.errors
+    order = {name: rank for rank, name in enumerate(e["model"].unique())}
+    g = e.groupby(["product_id", "model"], sort=False)
+    per = g.agg(mase=("mase", "mean"), mae=("mae", "mean"), n=("origin", "size"), n_mase=("mase", "count"))
+    per = per.reset_index()
+    per = per[per["n"] == per.groupby("product_id")["n"].transform("max")]
+    defined = (per["n_mase"] == per["n"]).groupby(per["product_id"]).transform("all")
+    per = per.assign(score=per["mase"].where(defined, per["mae"]), rank=per["model"].map(order))
+    best = per.sort_values(["product_id", "score", "rank"]).drop_duplicates("product_id")
+    chosen = best.rename(columns={"model": "model_name"})[["product_id", "model_name", "mase", "mae"]]
+    fallback = pd.DataFrame({"product_id": list(thin), "model_name": MovingAverage.name, "mase": np.nan, "mae": np.nan})
+    return pd.concat(
+        [chosen.assign(thin_history=False), fallback.assign(thin_history=True)], ignore_index=True
+    ).sort_values("product_id", ignore_index=True)

@@ -1,0 +1,135 @@
+"""forecast_demand: daily mart rows in, a per-product forecast with its evidence out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import poisson
+
+from ml.forecast.backtest import (
+    Backtest,
+    fit_predict,
+    model_metrics,
+    rolling_origin_backtest,
+    select_models,
+    thin_products,
+)
+from ml.forecast.lightgbm_model import LightGBMGlobalForecaster
+from ml.forecast.models import LOWER_Q, UPPER_Q, EnsembleForecaster, Forecaster, MovingAverage, SeasonalNaive
+from ml.forecast.prophet_model import ProphetForecaster
+from ml.forecast.series import Freq, aggregate_sales, complete_period_bounds, next_periods
+
+FORECAST_COLUMNS = ["product_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "model_name", "thin_history"]
+RUN_RATE = "run_rate"
+
+
+@dataclass
+class ForecastResult:
+    """forecast: product_id, forecast_date (period start), yhat, yhat_lower, yhat_upper, model_name,
+    thin_history; `horizon` rows per product with sales history.
+    metrics: one row per model (model_metrics); selection: per product the backtest's choice
+    (select_models), for the products in history; backtest: per-period predictions and per
+    (model, product, origin) errors;
+    history: the complete-period series the models were fit on (aggregate_sales)."""
+
+    forecast: pd.DataFrame
+    metrics: pd.DataFrame
+    selection: pd.DataFrame
+    backtest: Backtest
+    history: pd.DataFrame
+    freq: Freq
+    horizon: int
+
+
+def default_models(
+    freq: Freq = "W", products: pd.DataFrame | None = None, prophet_top_n: int | None = 50, n_jobs: int | None = None
+) -> list[Forecaster]:
+    """Seasonal naive, moving average, global LightGBM, Prophet on the top `prophet_top_n` sellers (0: none,
+    None: all) and the equal-weight ensemble of LightGBM, moving average and Prophet where it runs."""
+    lightgbm = LightGBMGlobalForecaster(freq, products=products, n_jobs=n_jobs)
+    moving_average = MovingAverage(freq)
+    models: list[Forecaster] = [SeasonalNaive(freq), moving_average, lightgbm]
+    members: list[Forecaster] = [lightgbm, moving_average]
+    if prophet_top_n != 0:
+        prophet = ProphetForecaster(freq, top_n=prophet_top_n)
+        models.append(prophet)
+        members.append(prophet)
+    return [*models, EnsembleForecaster(members)]
+
+
+def forecast_demand(
+    daily_sales: pd.DataFrame,
+    products: pd.DataFrame,
+    freq: Freq = "W",
+    horizon: int = 8,
+    n_origins: int = 3,
+    prophet_top_n: int | None = 50,
+    models: Sequence[Forecaster] | None = None,
+    n_jobs: int | None = None,
+) -> ForecastResult:
+    """Forecast `horizon` periods after the last complete period for every product with sales.
+
+    1. aggregate_sales to complete periods; 2. products with thin history (thin_products) are not
+    backtested: they get MovingAverage, flagged thin_history; 3. every model is backtested on the rest
+    over n_origins rolling origins; 4. each product gets the forecast of its best model by MASE
+    (select_models), refit on all its history. A chosen model that does not cover the product in the
+    final fit (Prophet's top-N can shift by a product or two) falls back to MovingAverage. Products whose
+    first sale lies in the dropped trailing partial period forecast their daily run rate since that sale
+    (model_name "run_rate", flagged thin, Poisson 80% interval).
+    models defaults to default_models(freq, products, prophet_top_n, n_jobs).
+    """
+    history = aggregate_sales(daily_sales, freq)
+    thin = thin_products(history, horizon, n_origins)
+    rich = history[~history["product_id"].isin(thin)]
+    models = list(models) if models is not None else default_models(freq, products, prophet_top_n, n_jobs)
+    backtest = rolling_origin_backtest(rich, models, n_origins, horizon, freq) if len(rich) else Backtest.empty()
+    selection = select_models(backtest, thin)
+
+    final = fit_predict(models, rich, horizon) if len(rich) else {}
+    parts = [
+        selection[selection["model_name"] == name][["product_id", "model_name"]].merge(predictions, on="product_id")
+        for name, predictions in final.items()
+    ]
+    covered = pd.concat([part["product_id"] for part in parts]) if parts else pd.Series(dtype=str)
+    uncovered = history[~history["product_id"].isin(covered)]  # thin, or dropped from Prophet's top-N
+    if len(uncovered):
+        parts.append(MovingAverage(freq).fit(uncovered).predict(horizon).assign(model_name=MovingAverage.name))
+    parts.append(_run_rate(daily_sales, history, horizon, freq))
+    forecast = pd.concat([part for part in parts if len(part)], ignore_index=True)
+    forecast["thin_history"] = ~forecast["product_id"].isin(rich["product_id"])
+    forecast = forecast.rename(columns={"period_start": "forecast_date"})[FORECAST_COLUMNS]
+    return ForecastResult(
+        forecast=forecast.sort_values(["product_id", "forecast_date"], ignore_index=True),
+        metrics=model_metrics(backtest),
+        selection=selection,
+        backtest=backtest,
+        history=history,
+        freq=freq,
+        horizon=horizon,
+    )
+
+
+def _run_rate(daily: pd.DataFrame, history: pd.DataFrame, horizon: int, freq: Freq) -> pd.DataFrame:
+    """Products with sales only in the dropped trailing partial period: units per day since their first
+    sale, times the days in each forecast period."""
+    dates = pd.to_datetime(daily["sales_date"])
+    new = (daily["quantity"] > 0) & ~daily["product_id"].isin(history["product_id"])
+    sold = pd.DataFrame({"product_id": daily["product_id"], "date": dates, "quantity": daily["quantity"]})[new]
+    _, last_complete = complete_period_bounds(dates.min(), dates.max(), freq)
+    edges = next_periods(last_complete, horizon + 1, freq)  # starts of the forecast periods and the one after
+    per_product = sold.groupby("product_id").agg(units=("quantity", "sum"), first=("date", "min"))
+    daily_rate = per_product["units"] / ((dates.max() - per_product["first"]).dt.days + 1)
+    mean = np.outer(daily_rate.to_numpy(dtype=float), (edges[1:] - edges[:-1]).days.to_numpy())
+    return pd.DataFrame(
+        {
+            "product_id": np.repeat(per_product.index.to_numpy(), horizon),
+            "period_start": np.tile(edges[:-1].to_numpy(), len(per_product)),
+            "yhat": mean.ravel(),
+            "yhat_lower": poisson.ppf(LOWER_Q, mean).ravel(),
+            "yhat_upper": poisson.ppf(UPPER_Q, mean).ravel(),
+            "model_name": RUN_RATE,
+        }
+    )

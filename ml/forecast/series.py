@@ -1,0 +1,123 @@
+"""Daily mart rows -> regular per-product period series, and the period calendar the models share.
+
+Everything is relative to the data's own dates, never the wall clock: the last complete period of the
+data decides where history ends and where the forecast horizon starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Freq = Literal["D", "W", "M"]
+
+# pandas frequency of consecutive period starts: days, weeks starting Monday, month starts.
+PERIOD_FREQ = {"D": "D", "W": "W-MON", "M": "MS"}
+# The seasonal cycle a series of this grain repeats on: a week of days, a year of weeks or months.
+SEASON_LENGTH = {"D": 7, "W": 52, "M": 12}
+PERIOD_NAME = {"D": "day", "W": "week", "M": "month"}
+
+DATETIME = "datetime64[ns]"  # one resolution everywhere, so merges on period_start never mix units
+
+
+def check_freq(freq: str) -> None:
+    """Fail early and clearly instead of deep inside pandas on a typo such as "w" or "MS"."""
+    if freq not in PERIOD_FREQ:
+        raise ValueError(f"freq must be one of {sorted(PERIOD_FREQ)}, got {freq!r}")
+
+
+def period_start(dates: pd.Series, freq: Freq) -> pd.Series:
+    """Start of the period each date falls in (Monday for weeks, the 1st for months)."""
+    check_freq(freq)
+    dates = pd.to_datetime(dates).dt.normalize()
+    if freq == "D":
+        return dates.astype(DATETIME)
+    period = "W-SUN" if freq == "W" else "M"  # a week ending Sunday starts on Monday
+    return dates.dt.to_period(period).dt.start_time.astype(DATETIME)
+
+
+def next_periods(after: pd.Timestamp, horizon: int, freq: Freq) -> pd.DatetimeIndex:
+    """The `horizon` period starts that follow the period starting at `after`."""
+    return pd.date_range(after, periods=horizon + 1, freq=PERIOD_FREQ[freq])[1:].astype(DATETIME)
+
+
+def complete_period_bounds(first_date: pd.Timestamp, last_date: pd.Timestamp, freq: Freq) -> tuple:
+    """First and last period starts whose every day lies inside [first_date, last_date].
+
+    A period the data only partly covers would look like a demand drop: a trailing week cut on Wednesday
+    holds three days of sales, and a leading one that begins mid-week misses the days before the data.
+    """
+    first_date, last_date = pd.Timestamp(first_date).normalize(), pd.Timestamp(last_date).normalize()
+    first_start = period_start(pd.Series([first_date]), freq).iloc[0]
+    if first_start < first_date:
+        first_start = next_periods(first_start, 1, freq)[0]
+    last_start = period_start(pd.Series([last_date]), freq).iloc[0]
+    if next_periods(last_start, 1, freq)[0] - pd.Timedelta(days=1) > last_date:
+        last_start = pd.date_range(end=last_start, periods=2, freq=PERIOD_FREQ[freq])[0]
+    return first_start, last_start
+
+
+def aggregate_sales(daily: pd.DataFrame, freq: Freq = "W") -> pd.DataFrame:
+    """Sum fct_sales_daily rows to (product_id, period_start, quantity, avg_price) at the given grain.
+
+    Only complete periods are kept: a trailing period the data does not reach the end of is dropped, so
+    the horizon starts right after the last complete period (and likewise a leading period the data
+    starts inside). Each product runs zero-filled from the period of its first sale (at the earliest the
+    first complete period) to that last complete period. avg_price is revenue / quantity, NaN when nothing
+    sold. Products whose only sales fall in the dropped trailing period have no row here yet
+    (forecast_demand gives them a run rate).
+    """
+    check_freq(freq)
+    dates = pd.to_datetime(daily["sales_date"])
+    first, last = complete_period_bounds(dates.min(), dates.max(), freq)
+    frame = pd.DataFrame(
+        {
+            "product_id": daily["product_id"].to_numpy(),
+            "period_start": period_start(dates, freq).to_numpy(),
+            "quantity": daily["quantity"].to_numpy(dtype=float),
+            "revenue": daily["revenue"].astype(float).to_numpy(),  # the mart's exact decimals -> float
+        }
+    )
+    sold = frame[frame["quantity"] > 0]
+    first_sale = sold.groupby("product_id")["period_start"].min().clip(lower=first)
+    first_sale = first_sale[first_sale <= last]
+    sold = sold[(sold["period_start"] >= first) & (sold["period_start"] <= last)]
+    sums = sold.groupby(["product_id", "period_start"], sort=False)[["quantity", "revenue"]].sum()
+
+    # Zero-fill a regular grid from each product's first period with a sale (or the first complete period,
+    # for products already selling when the data starts) to the last complete period.
+    periods = pd.date_range(first, last, freq=PERIOD_FREQ[freq]).astype(DATETIME)
+    first_index = periods.get_indexer(first_sale.to_numpy())
+    counts = len(periods) - first_index
+    position = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - first_index, counts)
+    grid = pd.MultiIndex.from_arrays(
+        [np.repeat(first_sale.index.to_numpy(), counts), periods[position]], names=["product_id", "period_start"]
+    )
+    out = sums.reindex(grid, fill_value=0.0).reset_index()
+    out["avg_price"] = (out["revenue"] / out["quantity"]).where(out["quantity"] > 0)
+    out["period_start"] = out["period_start"].astype(DATETIME)
+    return out.drop(columns="revenue").sort_values(["product_id", "period_start"], ignore_index=True)
+
+
+def to_wide(history: pd.DataFrame, column: str = "quantity") -> tuple[pd.Index, pd.DatetimeIndex, np.ndarray]:
+    """(product ids, period starts, matrix [product, period]) with NaN where a product has no row.
+
+    The local models and LightGBM's feature builder work on this matrix so that every series shares one
+    calendar; histories from aggregate_sales are right-aligned (all end on the last complete period).
+    """
+    ids = pd.Index(np.sort(history["product_id"].unique()))
+    periods = pd.DatetimeIndex(np.sort(history["period_start"].unique())).astype(DATETIME)
+    wide = np.full((len(ids), len(periods)), np.nan)
+    wide[ids.get_indexer(history["product_id"]), periods.get_indexer(history["period_start"])] = history[
+        column
+    ].to_numpy(dtype=float)
+    return ids, periods, wide
+
+
+def quantity_matrix(history: pd.DataFrame) -> tuple[pd.Index, pd.DatetimeIndex, np.ndarray]:
+    """to_wide of quantity where a missing row after a product's first period counts as no sale (0)."""
+    ids, periods, wide = to_wide(history, "quantity")
+    started = np.cumsum(~np.isnan(wide), axis=1) > 0
+    return ids, periods, np.where(started & np.isnan(wide), 0.0, wide)

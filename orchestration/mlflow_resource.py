@@ -1,0 +1,46 @@
+"""Plain MLflow behind a small resource: one tracking URI and experiments whose artifacts land where settings say."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlflow
+from mlflow import MlflowClient
+
+from orchestration.settings import Settings
+
+os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # models are logged offline
+
+
+class MlflowTracking:
+    def __init__(self, settings: Settings):
+        self.tracking_uri = settings.tracking_uri
+        # A local store keeps artifacts under OPTIMUM_HOME; a server decides for itself.
+        self.artifact_root = settings.mlflow_artifacts_dir if not settings.mlflow_tracking_uri else None
+
+    def activate(self) -> None:
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        self.activate()
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = (self.artifact_root / name).as_uri() if self.artifact_root else None
+        return client.create_experiment(name, artifact_location=location)
+
+    @contextmanager
+    def start_run(self, experiment: str, run_name: str) -> Iterator[mlflow.ActiveRun]:
+        with mlflow.start_run(experiment_id=self.experiment_id(experiment), run_name=run_name) as run:
+            yield run
+
+    def run_link(self, run: mlflow.ActiveRun) -> str:
+        """Where to see the run: the server's page, or the run id in the local store."""
+        info = run.info
+        if self.tracking_uri.startswith("http"):
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{info.run_id}"
+        return f"run {info.run_id} in {self.tracking_uri} (open with `make mlflow-ui`)"
