@@ -107,9 +107,7 @@ def fixture_site_fixture(tmp_path: Path) -> Iterator[FixtureSite]:
         yield site
 
 
-def listing_page(
-    entries: list[tuple[str, str, str]], next_href: str | None, prev_href: str | None = None
-) -> str:
+def listing_page(entries: list[tuple[str, str, str]], next_href: str | None, prev_href: str | None = None) -> str:
     """A directory page: site navigation, entries as (href, name, city), pagination (next_href None on the
     last page) and a footer link into /private/ that only robots.txt keeps a crawler out of."""
     items = "\n".join(

@@ -77,9 +77,7 @@ def test_review_count_with_thousands_separator_is_an_int():
         pytest.param(FULL_PAGE.replace("Smith &amp; Sons Garage", "  "), "name", id="empty-name"),
         pytest.param("\x00\x89PNG\x1a\ufffd\ufffd<<</ garbage", "no <article", id="garbage"),
         pytest.param("", "no <article", id="empty-body"),
-        pytest.param(
-            FULL_PAGE[: FULL_PAGE.index("Garage</span>")], "address, city, phone", id="cut-after-name"
-        ),
+        pytest.param(FULL_PAGE[: FULL_PAGE.index("Garage</span>")], "address, city, phone", id="cut-after-name"),
         pytest.param(
             FULL_PAGE[: FULL_PAGE.index(NAME_TAG)] + "  <h1 itempr\u00c3\u00a9\u00ef\u00bf\u00bd\x1a",
             "missing required field\\(s\\): name, category",

@@ -1,0 +1,146 @@
+"""Models trained from the warehouse: MLflow runs, registry aliases, promotion, batch outputs — both targets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from orchestration.warehouse import Warehouse
+from tests.integration.pipeline import check_results, materialized, run_job, settings_for
+
+pytestmark = pytest.mark.integration
+
+HORIZON = 4
+RECS_TOP_N = 5
+
+
+def _ml_settings(tmp, demo, **values):
+    return settings_for(
+        tmp,
+        demo.out_dir / "landing",
+        forecast_horizon=HORIZON,
+        forecast_prophet_top_n=2,  # Prophet is slow: two series keep it in the graph without the wait
+        recs_top_n=RECS_TOP_N,
+        **values,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_demo):
+    """Two runs of the whole graph on the same data: the second must not move the champion."""
+    settings = _ml_settings(tmp_path_factory.mktemp("ml"), small_demo)
+    first = run_job(settings)
+    second = run_job(settings)
+    return settings, first, second
+
+
+def _champion(settings, name):
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    return MlflowClient(settings.tracking_uri).get_model_version_by_alias(name, "champion")
+
+
+def test_training_registers_and_promotes_the_first_models(trained):
+    settings, first, _ = trained
+    assert first.success, [e.message for e in first.all_events if e.is_failure]
+    assert {"recommender", "demand_forecaster", "marts/recommendations", "marts/demand_forecast"} <= materialized(first)
+    checks = check_results(first)
+    assert checks["recommender/beats_popularity"] is True
+    assert checks["demand_forecaster/beats_seasonal_naive"] is True
+    assert checks["recommender/promoted_to_champion"] is True
+    for name in (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME):
+        champion = _champion(settings, name)
+        assert champion.version == "1"
+        assert champion.tags["promotion.decision"] == "promoted"
+
+
+def test_same_data_does_not_move_the_champion(trained):
+    settings, _, second = trained
+    assert second.success
+    checks = check_results(second)
+    assert checks["recommender/promoted_to_champion"] is False
+    client = MlflowClient(settings.tracking_uri)
+    for name in (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME):
+        assert _champion(settings, name).version == "1"
+        challenger = client.get_model_version_by_alias(name, "challenger")
+        assert challenger.version == "2"
+        assert challenger.tags["promotion.decision"] == "kept"
+        assert "same data" in challenger.tags["promotion.reason"]
+
+
+def test_mlflow_runs_have_nested_candidates_metrics_and_figures(trained):
+    settings = trained[0]
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name("optimum")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    recommender_run = next(r for r in parents if r.info.run_name == "recommender")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == recommender_run.info.run_id]
+    assert {r.data.params["candidate"] for r in children} >= {"popularity", "itemknn", "svd", "als", "ease"}
+    assert all("ndcg_at_10" in r.data.metrics for r in children)
+    artifacts = {a.path for a in client.list_artifacts(recommender_run.info.run_id)}
+    assert "ndcg_by_candidate.png" in artifacts
+    forecaster_run = next(r for r in parents if r.info.run_name == "demand_forecaster")
+    assert {"mase_by_model.png", "backtest.png"} <= {a.path for a in client.list_artifacts(forecaster_run.info.run_id)}
+    assert recommender_run.inputs.dataset_inputs, "the training data snapshot is logged"
+
+
+def test_batch_outputs_cover_every_user_and_product(trained):
+    settings = trained[0]
+    warehouse = Warehouse.from_settings(settings)
+    recs = warehouse.query("SELECT * FROM marts.recommendations")
+    assert list(recs.columns) == ["user_id", "product_id", "rank", "score", "model_name", "model_version"]
+    users = warehouse.query("SELECT DISTINCT user_id FROM marts.user_item_scores")
+    assert set(recs["user_id"]) == set(users["user_id"])
+    assert recs.groupby("user_id")["rank"].max().max() == RECS_TOP_N
+    seen = warehouse.query(
+        "SELECT count(*) AS n FROM marts.recommendations r JOIN marts.user_item_scores s "
+        "ON r.user_id = s.user_id AND r.product_id = s.product_id"
+    )
+    assert seen["n"].iloc[0] == 0, "recommendations exclude items the user already interacted with"
+    forecast = warehouse.query("SELECT * FROM marts.demand_forecast")
+    assert list(forecast.columns) == [
+        "product_id",
+        "forecast_date",
+        "yhat",
+        "yhat_lower",
+        "yhat_upper",
+        "model_name",
+        "model_version",
+    ]
+    sold = warehouse.query("SELECT DISTINCT product_id FROM marts.fct_sales_daily WHERE quantity > 0")
+    assert set(forecast["product_id"]) == set(sold["product_id"])
+    assert (forecast.groupby("product_id").size() == HORIZON).all()
+    last_sale = warehouse.query("SELECT max(sales_date) AS d FROM marts.fct_sales_daily")["d"].iloc[0]
+    assert forecast["forecast_date"].min() <= last_sale + timedelta(days=7)
+    assert forecast["forecast_date"].min() > last_sale - timedelta(days=7)
+    insights = warehouse.query("SELECT * FROM marts.forecast_insights")
+    assert {"product_id", "insight_type", "details", "model_version"} <= set(insights.columns)
+
+
+@pytest.mark.postgres
+def test_postgres_target_tracks_in_postgres_and_writes_the_same_outputs(tmp_path, small_demo, pg_dsn):
+    settings = _ml_settings(tmp_path, small_demo, target="postgres", pg_dsn=pg_dsn)
+    assert settings.tracking_uri.startswith("postgresql+psycopg2://")
+    result = run_job(settings)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert _champion(settings, RECOMMENDER_MODEL_NAME).version == "1"
+    warehouse = Warehouse.from_settings(settings)
+    assert warehouse.row_count("marts.recommendations") > 0
+    assert warehouse.row_count("marts.demand_forecast") > 0
+
+
+def test_training_skips_cleanly_without_data(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    result = run_job(settings_for(tmp_path, landing))
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    skipped = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata.get("skipped")
+        for e in result.get_asset_materialization_events()
+    }
+    assert "no interactions" in skipped["recommender"].value
+    assert "no sales" in skipped["demand_forecaster"].value
