@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+MIN_RELATIVE_IMPROVEMENT = 0.005
 _PIP_REQUIREMENTS: list[str] = []  # served from the project's own locked environment, never pip-installed
 
 
@@ -30,7 +31,9 @@ class Evaluation:
     config: str  # the model configuration (JSON), to recognise a refresh of the same design
 
     def beats(self, other_value: float) -> bool:
-        return self.value > other_value if self.higher_is_better else self.value < other_value
+        """Better by more than MIN_RELATIVE_IMPROVEMENT, so run-to-run noise never swaps the champion."""
+        margin = abs(other_value) * MIN_RELATIVE_IMPROVEMENT
+        return self.value > other_value + margin if self.higher_is_better else self.value < other_value - margin
 
     def as_tags(self) -> dict[str, str]:
         return {f"eval.{key}": str(value) for key, value in asdict(self).items()}

@@ -35,7 +35,8 @@ class MlflowTracking:
 
     @contextmanager
     def start_run(self, experiment: str, run_name: str) -> Iterator[mlflow.ActiveRun]:
-        with mlflow.start_run(experiment_id=self.experiment_id(experiment), run_name=run_name) as run:
+        mlflow.set_experiment(experiment_id=self.experiment_id(experiment))  # nested runs land beside the parent
+        with mlflow.start_run(run_name=run_name) as run:
             yield run
 
     def run_link(self, run: mlflow.ActiveRun) -> str:

@@ -39,3 +39,9 @@ def test_fingerprint_tracks_content_not_identity():
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     assert frame_fingerprint(frame) == frame_fingerprint(frame.copy())
     assert frame_fingerprint(frame) != frame_fingerprint(frame.assign(a=[1, 3]))
+
+
+def test_noise_below_the_margin_does_not_swap_the_champion():
+    champion = Evaluation("mase", 0.8515, False, "d1", "cfg")
+    assert decide_promotion(Evaluation("mase", 0.8505, False, "d1", "cfg"), champion)[0] is False
+    assert decide_promotion(Evaluation("mase", 0.80, False, "d1", "cfg"), champion)[0] is True
