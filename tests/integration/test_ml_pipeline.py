@@ -53,7 +53,7 @@ def test_training_registers_and_promotes_the_first_models(trained):
     assert checks["recommender/promoted_to_champion"] is True
     for name in (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME):
         champion = _champion(settings, name)
-        assert champion.version == "1"
+        assert str(champion.version) == "1"
         assert champion.tags["promotion.decision"] == "promoted"
 
 
@@ -64,9 +64,9 @@ def test_same_data_does_not_move_the_champion(trained):
     assert checks["recommender/promoted_to_champion"] is False
     client = MlflowClient(settings.tracking_uri)
     for name in (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME):
-        assert _champion(settings, name).version == "1"
+        assert str(_champion(settings, name).version) == "1"
         challenger = client.get_model_version_by_alias(name, "challenger")
-        assert challenger.version == "2"
+        assert str(challenger.version) == "2"
         assert challenger.tags["promotion.decision"] == "kept"
         assert "same data" in challenger.tags["promotion.reason"]
 
@@ -127,7 +127,7 @@ def test_postgres_target_tracks_in_postgres_and_writes_the_same_outputs(tmp_path
     assert settings.tracking_uri.startswith("postgresql+psycopg2://")
     result = run_job(settings)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
-    assert _champion(settings, RECOMMENDER_MODEL_NAME).version == "1"
+    assert str(_champion(settings, RECOMMENDER_MODEL_NAME).version) == "1"
     warehouse = Warehouse.from_settings(settings)
     assert warehouse.row_count("marts.recommendations") > 0
     assert warehouse.row_count("marts.demand_forecast") > 0
