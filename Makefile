@@ -3,7 +3,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 export MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK := true
 
-.PHONY: install demo test up lint
+.PHONY: install demo test up serve mlflow-ui lint
 
 # The venv is rebuilt from the lock whenever pyproject.toml or uv.lock change.
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -22,6 +22,12 @@ test: install
 
 up: install
 	$(VENV)/bin/optimum up
+
+serve: install
+	$(VENV)/bin/optimum serve
+
+mlflow-ui: install
+	$(VENV)/bin/optimum mlflow-ui
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+
+import httpx
 
 from orchestration.settings import REPO_ROOT, Settings, Target
 
@@ -83,6 +88,87 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if materialize(_settings(args, **overrides), args.job) else 1
 
 
+SERVING_PORT = 3001  # Dagster's UI has 3000
+
+
+def serving_command(port: int) -> list[str]:
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    return [bentoml, "serve", "serving.service:RecommenderService", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def serving_env(settings: Settings) -> dict[str, str]:
+    """The service reads the same settings from the environment (it runs in its own processes)."""
+    return os.environ | {
+        "OPTIMUM_HOME": str(settings.home),
+        "OPTIMUM_TARGET": settings.target.value,
+        "OPTIMUM_PG_DSN": settings.pg_dsn,
+        "OPTIMUM_MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
+    }
+
+
+@contextmanager
+def running_service(settings: Settings, port: int = SERVING_PORT, timeout_s: float = 120.0) -> Iterator[str]:
+    """Start the BentoML service in a subprocess, wait until /readyz answers 200, stop it afterwards."""
+    process = subprocess.Popen(serving_command(port), cwd=REPO_ROOT, env=serving_env(settings))
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        else:
+            raise TimeoutError(f"the service did not become ready on {base_url} in {timeout_s:.0f} s")
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _show_predictions(settings: Settings, base_url: str) -> None:
+    """Ask the served champions what an application would ask, and print the answers."""
+    from orchestration.warehouse import Warehouse
+
+    warehouse = Warehouse.from_settings(settings)
+    user = warehouse.query("SELECT min(user_id) AS u FROM marts.user_item_scores")["u"].iloc[0]
+    product = warehouse.query(
+        "SELECT product_id FROM marts.demand_forecast GROUP BY product_id ORDER BY sum(yhat) DESC LIMIT 1"
+    )["product_id"].iloc[0]
+    calls = [
+        ("/recommend", {"user_id": str(user), "count": 5}),
+        ("/recommend", {"user_id": "a-user-we-never-saw", "count": 3}),
+        ("/forecast", {"product_id": str(product), "horizon": 4}),
+        ("/insights", {"product_id": str(product)}),
+    ]
+    for route, body in calls:
+        response = httpx.post(f"{base_url}{route}", json=body, timeout=30)
+        print(f"\nPOST {route} {json.dumps(body)} -> {response.status_code}")
+        print(json.dumps(response.json(), indent=2)[:1500])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the champion models over HTTP (BentoML) until interrupted."""
+    settings = _settings(args)
+    print(f"serving on http://127.0.0.1:{args.port} (Swagger UI: /docs)")
+    return subprocess.call(serving_command(args.port), cwd=REPO_ROOT, env=serving_env(settings))
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    command = [mlflow, "ui", "--backend-store-uri", settings.tracking_uri, "--port", str(args.port)]
+    return subprocess.call(command, cwd=REPO_ROOT)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate demo data, serve its business directory on 127.0.0.1 for the scraper, materialize everything."""
     from orchestration.demo.generate import generate_demo_data
@@ -102,8 +188,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         ok = materialize(settings, "refresh_everything")
     print_summary(settings)
+    if ok:
+        with running_service(settings) as base_url:
+            print(f"\nBentoML is serving the champions at {base_url}")
+            _show_predictions(settings, base_url)
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; result: {result.describe().splitlines()[0]}")
-    print("Open the Dagster UI with `make up` (http://127.0.0.1:3000).")
+    print("Dagster UI:  make up          -> http://127.0.0.1:3000")
+    print("MLflow UI:   make mlflow-ui   -> http://127.0.0.1:5000")
+    print(f"Serving:     make serve       -> http://127.0.0.1:{SERVING_PORT}/docs (Swagger)")
     return 0 if ok else 1
 
 
@@ -176,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=3000)
     up.set_defaults(func=cmd_up)
+
+    serve = with_target(commands.add_parser("serve", help="serve the champion models (BentoML)"))
+    serve.add_argument("--port", type=int, default=SERVING_PORT)
+    serve.set_defaults(func=cmd_serve)
+
+    mlflow_ui = with_target(commands.add_parser("mlflow-ui", help="MLflow UI on the platform's tracking store"))
+    mlflow_ui.add_argument("--port", type=int, default=5000)
+    mlflow_ui.set_defaults(func=cmd_mlflow_ui)
     return parser
 
 
