@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +173,7 @@ def tracking_uri_for(root: Path) -> str:
 
 
 @contextmanager
-def _tracking(uri: str) -> Iterator[None]:
+def using_tracking_uri(uri: str) -> Iterator[None]:
     """Point mlflow at `uri` for the block, then back where it was (other tests share the process)."""
     import mlflow
 
@@ -208,7 +208,7 @@ def log_champion(tracking_uri: str, experiment_id: str, name: str, python_model)
     from mlflow import MlflowClient
 
     os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
-    with _tracking(tracking_uri), mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-test"):
+    with using_tracking_uri(tracking_uri), mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-test"):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=python_model, registered_model_name=name, pip_requirements=[]
         )
@@ -217,17 +217,27 @@ def log_champion(tracking_uri: str, experiment_id: str, name: str, python_model)
     return version
 
 
-def build_model_store(root: Path, recommender: bool = True, forecaster: bool = True) -> ModelStore:
-    """A registry under `root` with real champions fitted on the synthetic data (either can be left out)."""
+def build_model_store(
+    root: Path, recommender: bool = True, forecaster: bool = True, n_users: int = N_USERS, n_items: int = N_SOLD
+) -> ModelStore:
+    """A registry under `root` with real champions fitted on the synthetic data (either can be left out).
+
+    The tests use the tiny default; a benchmark can ask for more users and items (demo scale is about
+    2,000 users x 500 products; the forecast then takes a few seconds more)."""
     from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 
     uri, experiment_id = create_store(root)
-    store = ModelStore(root=root, tracking_uri=uri, products=synthetic_products(), scores=synthetic_scores())
+    store = ModelStore(
+        root=root,
+        tracking_uri=uri,
+        products=synthetic_products(n_sold=n_items),
+        scores=synthetic_scores(n_users=n_users, n_items=n_items),
+    )
     if recommender:
         package = recommender_package(store.products, store.scores)
         store.versions[RECOMMENDER_MODEL_NAME] = log_champion(uri, experiment_id, RECOMMENDER_MODEL_NAME, package)
     if forecaster:
-        store.forecast, store.insights = forecast_tables(store.products, synthetic_daily_sales())
+        store.forecast, store.insights = forecast_tables(store.products, synthetic_daily_sales(n_items=n_items))
         package = forecast_package(store.products, store.forecast, store.insights)
         store.versions[FORECASTER_MODEL_NAME] = log_champion(uri, experiment_id, FORECASTER_MODEL_NAME, package)
     return store
@@ -305,10 +315,8 @@ def stop_server(server: Server, timeout: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait(5)
-    try:  # workers still alive after the arbiter exited
+    with suppress(ProcessLookupError):  # workers still alive after the arbiter exited
         os.killpg(server.process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager
