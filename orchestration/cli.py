@@ -158,7 +158,7 @@ def _show_predictions(settings: Settings, base_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the champion models over HTTP (BentoML) until interrupted."""
     settings = _settings(args)
-    print(f"serving on http://127.0.0.1:{args.port} (Swagger UI: /docs)")
+    print(f"serving on http://127.0.0.1:{args.port} (Swagger UI: /, OpenAPI spec: /docs.json)")
     return subprocess.call(serving_command(args.port), cwd=REPO_ROOT, env=serving_env(settings))
 
 
@@ -195,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; result: {result.describe().splitlines()[0]}")
     print("Dagster UI:  make up          -> http://127.0.0.1:3000")
     print("MLflow UI:   make mlflow-ui   -> http://127.0.0.1:5000")
-    print(f"Serving:     make serve       -> http://127.0.0.1:{SERVING_PORT}/docs (Swagger)")
+    print(f"Serving:     make serve       -> http://127.0.0.1:{SERVING_PORT}/ (Swagger UI)")
     return 0 if ok else 1
 
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field("", description="MLflow server; empty: a SQLite store under home/mlflow.")
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
-    forecast_prophet_top_n: int = Field(50, ge=0, description="Prophet runs on this many top sellers (slow).")
+    forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
