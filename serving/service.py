@@ -30,6 +30,7 @@ import threading
 import bentoml
 from starlette.responses import JSONResponse
 
+import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request timeout timers)
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.recommend import UnknownItemError
 from orchestration.settings import Settings
