@@ -134,6 +134,7 @@ class LightGBMGlobalForecaster(Forecaster):
             for key, model in self._models.items():
                 out[key][:, step] = model.predict(cells) * self._scale
             y[:, column] = np.maximum(out["yhat"][:, step], 0.0) / self._scale
+        out["yhat_lower"], out["yhat_upper"] = _centre_band(out["yhat"], out["yhat_lower"], out["yhat_upper"])
         return pd.DataFrame(
             {
                 "product_id": np.repeat(self._ids.to_numpy(), horizon),
@@ -141,6 +142,20 @@ class LightGBMGlobalForecaster(Forecaster):
                 **{key: values.ravel() for key, values in out.items()},
             }
         )[PREDICTION_COLUMNS]
+
+
+def _centre_band(yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quantile models' band, moved to centre on yhat wherever yhat falls outside it.
+
+    On a recursive path past anything in training (a top seller's seasonal peak) the Tweedie point model,
+    with its log link, extrapolates and the quantile models, capped by their leaf values, do not: their
+    band can sit wholly below yhat, and clipping it to yhat would leave an interval of zero width on one
+    side. Their width is still the best uncertainty estimate, so it is kept and only its location moves.
+    """
+    lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)  # quantile models can cross
+    outside = (yhat < lower) | (yhat > upper)
+    shift = np.where(outside, yhat - (lower + upper) / 2, 0.0)
+    return lower + shift, upper + shift
 
 
 def _shift(y: np.ndarray, lag: int) -> np.ndarray:

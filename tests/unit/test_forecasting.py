@@ -25,6 +25,7 @@ from ml.forecast import (
     rolling_origin_backtest,
     select_models,
 )
+from ml.forecast.lightgbm_model import _centre_band
 
 HORIZON = 8
 
@@ -179,6 +180,29 @@ def test_every_model_gives_ordered_nonnegative_intervals():
         assert (predicted["yhat_lower"] <= predicted["yhat"]).all(), model.name
         assert (predicted["yhat"] <= predicted["yhat_upper"]).all(), model.name
         assert (predicted["yhat_upper"] > predicted["yhat_lower"]).mean() > 0.9, model.name  # real intervals
+
+
+def test_lightgbm_band_is_recentred_on_yhat_instead_of_collapsing_onto_it():
+    yhat = np.array([10.0, 50.0, 1.0, 5.0])
+    lower = np.array([6.0, 20.0, 4.0, 8.0])  # [6, 14] holds 10; [20, 30] sits below 50; [4, 8] above 1
+    upper = np.array([14.0, 30.0, 8.0, 3.0])  # the last pair crossed
+    low, high = _centre_band(yhat, lower, upper)
+    np.testing.assert_allclose(low, [6.0, 45.0, -1.0, 3.0])
+    np.testing.assert_allclose(high, [14.0, 55.0, 3.0, 8.0])
+    assert ((low <= yhat) & (yhat <= high)).all()  # finalize() then clips the -1 to 0
+
+
+def test_lightgbm_interval_stays_open_above_yhat_at_a_top_sellers_seasonal_peak():
+    rng = np.random.default_rng(5)
+    week = np.arange(104) % 52
+    values = {f"P{i}": rng.poisson(4 + i, 104) for i in range(8)}
+    # A top seller with a sharp new-year peak: on the recursive path the Tweedie point model climbs it and the
+    # quantile models do not (without the re-centring, one forecast week had yhat_upper == yhat).
+    values["P0"] = rng.poisson(40 * (1 + 2 * np.exp(-(week**2) / 8) + 2 * np.exp(-((week - 52) ** 2) / 8)))
+    predicted = LightGBMGlobalForecaster("W", catalogue(values), n_jobs=1).fit(weekly_history(values)).predict(8)
+    top = predicted[predicted["product_id"] == "P0"]
+    assert (top["yhat_upper"] > top["yhat"]).all()
+    assert (top["yhat_lower"] < top["yhat"]).all()
 
 
 # --- backtest and selection -------------------------------------------------------------------------------
