@@ -1,4 +1,4 @@
-{{ config(meta={'dagster': {'asset_key': ['marts', 'fct_sales_daily']}}) }}
+{{ config(meta={'dagster': {'ref': {'name': 'fct_sales_daily'}}}) }}
 -- Zero-fill contract of fct_sales_daily: every product that ever sold has exactly one row per day
 -- from its first sale up to the latest order_date in the data, no more, no less.
 with expected as (

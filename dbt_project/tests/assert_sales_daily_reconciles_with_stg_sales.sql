@@ -1,4 +1,4 @@
-{{ config(meta={'dagster': {'asset_key': ['marts', 'fct_sales_daily']}}) }}
+{{ config(meta={'dagster': {'ref': {'name': 'fct_sales_daily'}}}) }}
 -- fct_sales_daily must neither lose nor invent sales: its total quantity and revenue equal the
 -- order lines in stg_sales (catches a broken incremental window or a bad zero-fill join).
 with fact as (

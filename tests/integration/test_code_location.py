@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.dbt import dbt_project
 from orchestration.definitions import build_definitions
 from orchestration.settings import REPO_ROOT, Settings
 
@@ -38,6 +40,9 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     assert dg.AssetKey(["raw", "sales"]) in upstream  # ingestion and dbt are one lineage
     checks = {key.name for key in graph.asset_check_keys}
     assert "expectations_raw_sales" in checks and any(name.startswith("unique_") for name in checks)
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    dbt_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
+    assert dbt_tests <= checks, dbt_tests - checks  # singular tests with several refs too
     assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0"}
     assert definitions.resolve_job_def("ingest_and_warehouse") is not None
 
