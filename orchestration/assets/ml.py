@@ -142,6 +142,8 @@ def recommender(
     return dg.MaterializeResult(
         check_results=_check_results("recommender", "popularity", chosen > baseline, comparison, decision),
         metadata={
+            "summary": f"{training.key}: ndcg@10 {chosen:.4f} (popularity {baseline:.4f}); v{version}: "
+            + decision.reason,
             "chosen": training.key,
             RECOMMENDER_METRIC: float(metrics.loc[training.key, RECOMMENDER_METRIC]),
             "metrics_by_candidate": _markdown(metrics),
@@ -199,6 +201,8 @@ def demand_forecaster(
     return dg.MaterializeResult(
         check_results=_check_results("demand_forecaster", "seasonal_naive", beats, comparison, decision),
         metadata={
+            "summary": f"MASE {training.evaluation.value:.4f} (seasonal naive {baseline:.4f}); v{version}: "
+            + decision.reason,
             "chosen_mase": training.evaluation.value,
             "metrics_by_model": _markdown(metrics),
             "thin_history_series": int(result.selection["thin_history"].sum()),
