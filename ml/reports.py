@@ -40,3 +40,14 @@ def backtest_plot(predictions: pd.DataFrame, product_ids: list[str], models: lis
         axis.set_title(f"backtest, product {product_id}", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def feature_importance_plot(importance: pd.DataFrame, title: str, top: int = 15) -> Figure:
+    """Horizontal bars of the `top` features by share of split gain (feature, gain_share), largest on top."""
+    shown = importance.head(top).iloc[::-1]
+    figure, axis = plt.subplots(figsize=(7, 0.35 * len(shown) + 1.2))
+    axis.barh(shown["feature"].astype(str), shown["gain_share"].to_numpy(), color="tab:blue")
+    axis.set_xlabel("share of total split gain")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -87,6 +87,13 @@ class LightGBMGlobalForecaster(Forecaster):
             "yhat_upper": lgb.LGBMRegressor(objective="quantile", alpha=UPPER_Q, **self.params).fit(X, y),
         }
 
+    def feature_importance(self) -> pd.DataFrame:
+        """The point model's features by share of total split gain (feature, gain_share), largest first."""
+        booster = self._models["yhat"].booster_
+        gain = booster.feature_importance(importance_type="gain")
+        frame = pd.DataFrame({"feature": booster.feature_name(), "gain_share": gain / max(gain.sum(), 1e-12)})
+        return frame.sort_values("gain_share", ascending=False, ignore_index=True)
+
     def _static(self, ids: pd.Index, quantity: np.ndarray, price: np.ndarray) -> pd.DataFrame:
         """Per product: mean quantity (the target scale), reference price (list, else median sold), category."""
         mean_quantity = np.nanmean(quantity, axis=1)  # every product has at least one period

@@ -24,6 +24,7 @@ from ml.forecast.series import Freq, aggregate_sales, complete_period_bounds, ne
 
 FORECAST_COLUMNS = ["product_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "model_name", "thin_history"]
 RUN_RATE = "run_rate"
+IMPORTANCE_COLUMNS = ["feature", "gain_share"]
 
 
 @dataclass
@@ -33,7 +34,8 @@ class ForecastResult:
     metrics: one row per model (model_metrics); selection: per product the backtest's choice
     (select_models), for the products in history; backtest: per-period predictions and per
     (model, product, origin) errors;
-    history: the complete-period series the models were fit on (aggregate_sales)."""
+    history: the complete-period series the models were fit on (aggregate_sales);
+    feature_importance: the global LightGBM model's final fit (feature, gain_share), empty without one."""
 
     forecast: pd.DataFrame
     metrics: pd.DataFrame
@@ -42,6 +44,7 @@ class ForecastResult:
     history: pd.DataFrame
     freq: Freq
     horizon: int
+    feature_importance: pd.DataFrame
 
 
 def default_models(
@@ -101,6 +104,8 @@ def forecast_demand(
     forecast = pd.concat([part for part in parts if len(part)], ignore_index=True)
     forecast["thin_history"] = ~forecast["product_id"].isin(rich["product_id"])
     forecast = forecast.rename(columns={"period_start": "forecast_date"})[FORECAST_COLUMNS]
+    lightgbm = [model for model in models if isinstance(model, LightGBMGlobalForecaster)]
+    importance = lightgbm[0].feature_importance() if final and lightgbm else pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     return ForecastResult(
         forecast=forecast.sort_values(["product_id", "forecast_date"], ignore_index=True),
         metrics=model_metrics(backtest),
@@ -109,6 +114,7 @@ def forecast_demand(
         history=history,
         freq=freq,
         horizon=horizon,
+        feature_importance=importance,
     )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, ForecastPackage, RecommenderPackage
 from ml.registry import PromotionDecision, champion_version, promote_if_better, register_challenger
-from ml.reports import backtest_plot, metric_by_candidate
+from ml.reports import backtest_plot, feature_importance_plot, metric_by_candidate
 from ml.training import (
     RECOMMENDER_METRIC,
     recommender_spec,
@@ -187,6 +187,9 @@ def demand_forecaster(
         mlflow.log_figure(metric_by_candidate(metrics, "mase"), "mase_by_model.png")
         top = result.history.groupby("product_id")["quantity"].sum().nlargest(3).index.tolist()
         mlflow.log_figure(backtest_plot(result.backtest.predictions, top, list(metrics.index)), "backtest.png")
+        if len(result.feature_importance):
+            title = "LightGBM global model: feature importance (final fit)"
+            mlflow.log_figure(feature_importance_plot(result.feature_importance, title), "feature_importance.png")
         mlflow.log_table(result.selection, "selection.json")
         _log_snapshot(daily, "fct_sales_daily")
         package = ForecastPackage(result.forecast, training.insights, products, result.freq)

@@ -84,7 +84,8 @@ def test_mlflow_runs_have_nested_candidates_metrics_and_figures(trained):
     artifacts = {a.path for a in client.list_artifacts(recommender_run.info.run_id)}
     assert "ndcg_by_candidate.png" in artifacts
     forecaster_run = next(r for r in parents if r.info.run_name == "demand_forecaster")
-    assert {"mase_by_model.png", "backtest.png"} <= {a.path for a in client.list_artifacts(forecaster_run.info.run_id)}
+    figures = {"mase_by_model.png", "backtest.png", "feature_importance.png"}
+    assert figures <= {a.path for a in client.list_artifacts(forecaster_run.info.run_id)}
     assert recommender_run.inputs.dataset_inputs, "the training data snapshot is logged"
 
 

@@ -321,6 +321,10 @@ def test_forecast_demand_backtests_every_model_and_reports_metrics(planted_run):
     chosen = result.selection.set_index("product_id")["model_name"]
     used = result.forecast.groupby("product_id")["model_name"].first()
     assert (used[chosen.index.drop("THIN")] == chosen.drop("THIN")).all()
+    importance = result.feature_importance
+    assert set(importance["feature"]) >= {"lag_1", "mean_4", "week_of_year", "price_ratio", "category"}
+    assert importance["gain_share"].sum() == pytest.approx(1.0)
+    assert importance["gain_share"].is_monotonic_decreasing
 
 
 # --- insights ----------------------------------------------------------------------------------------------
