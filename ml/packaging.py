@@ -62,8 +62,8 @@ class RecommenderPackage(mlflow.pyfunc.PythonModel):
 class ForecastPackage(mlflow.pyfunc.PythonModel):
     """The champion's forecast for every product with sales history, its intervals and insights.
 
-    Forecasts are computed for the full horizon at training time (one global LightGBM model and per-series
-    choices are cheap to serve as a table); requests ask for a prefix of that horizon.
+    Forecasts are computed for the full horizon at training time (one global LightGBM model and a model per
+    demand class are cheap to serve as a table); requests ask for a prefix of that horizon.
     """
 
     def __init__(self, forecast: pd.DataFrame, insights: pd.DataFrame, products: pd.DataFrame, freq: str):

@@ -1,4 +1,4 @@
-"""Demand forecasting on the sales mart: period series, models, backtest, per-series choice, alerts.
+"""Demand forecasting on the sales mart: period series, models, backtest, choice per demand class, alerts.
 
 Pure library: functions take DataFrames (marts.fct_sales_daily, marts.dim_products) and return
 DataFrames or models; orchestration and serving live elsewhere. Start at forecast_demand.
@@ -6,6 +6,7 @@ DataFrames or models; orchestration and serving live elsewhere. Start at forecas
 
 from ml.forecast.backtest import (
     Backtest,
+    demand_classes,
     fit_predict,
     model_metrics,
     rolling_origin_backtest,
@@ -30,6 +31,7 @@ __all__ = [
     "SeasonalNaive",
     "aggregate_sales",
     "default_models",
+    "demand_classes",
     "demand_insights",
     "fit_predict",
     "forecast_demand",

@@ -11,6 +11,7 @@ from scipy.stats import poisson
 
 from ml.forecast.backtest import (
     Backtest,
+    demand_classes,
     fit_predict,
     model_metrics,
     rolling_origin_backtest,
@@ -77,9 +78,9 @@ def forecast_demand(
 
     1. aggregate_sales to complete periods; 2. products with thin history (thin_products) are not
     backtested: they get MovingAverage, flagged thin_history; 3. every model is backtested on the rest
-    over n_origins rolling origins; 4. each product gets the forecast of its best model by MASE
-    (select_models), refit on all its history. A chosen model that does not cover the product in the
-    final fit (Prophet's top-N can shift by a product or two) falls back to MovingAverage. Products whose
+    over n_origins rolling origins; 4. each product gets the forecast of the model with the best mean
+    MASE on its demand class (select_models, demand_classes), refit on all its history. A chosen model
+    that does not cover the product in the final fit falls back to MovingAverage. Products whose
     first sale lies in the dropped trailing partial period forecast their daily run rate since that sale
     (model_name "run_rate", flagged thin, Poisson 80% interval).
     models defaults to default_models(freq, products, prophet_top_n, n_jobs).
@@ -89,7 +90,7 @@ def forecast_demand(
     rich = history[~history["product_id"].isin(thin)]
     models = list(models) if models is not None else default_models(freq, products, prophet_top_n, n_jobs)
     backtest = rolling_origin_backtest(rich, models, n_origins, horizon, freq) if len(rich) else Backtest.empty()
-    selection = select_models(backtest, thin)
+    selection = select_models(backtest, demand_classes(rich), thin)
 
     final = fit_predict(models, rich, horizon) if len(rich) else {}
     parts = [

@@ -164,7 +164,7 @@ def demand_forecaster(
     warehouse: dg.ResourceParam[Warehouse],
     mlflow_tracking: dg.ResourceParam[MlflowTracking],
 ) -> dg.MaterializeResult:
-    """Backtest seasonal naive, moving average, Prophet, LightGBM and an ensemble; choose per series by MASE."""
+    """Backtest seasonal naive, moving average, Prophet, LightGBM and an ensemble; pick one per demand class."""
     daily = warehouse.query("SELECT * FROM marts.fct_sales_daily")
     if daily.empty:
         context.log.warning("marts.fct_sales_daily is empty: no forecaster trained")
@@ -208,10 +208,16 @@ def demand_forecaster(
             + decision.reason,
             "chosen_mase": training.evaluation.value,
             "metrics_by_model": _markdown(metrics),
+            "choice_by_demand_class": _markdown(_choice_by_class(result.selection)),
             "thin_history_series": int(result.selection["thin_history"].sum()),
             **_promotion_metadata(decision, link),
         },
     )
+
+
+def _choice_by_class(selection: pd.DataFrame) -> pd.DataFrame:
+    """The model serving each demand class, and how many series it covers."""
+    return selection.groupby("demand_class").agg(model=("model_name", "first"), series=("product_id", "size"))
 
 
 def _champion(name: str, mlflow_tracking: MlflowTracking):

@@ -13,12 +13,14 @@ import pandas as pd
 import pytest
 
 from ml.forecast import (
+    Backtest,
     EnsembleForecaster,
     LightGBMGlobalForecaster,
     MovingAverage,
     ProphetForecaster,
     SeasonalNaive,
     aggregate_sales,
+    demand_classes,
     demand_insights,
     forecast_demand,
     model_metrics,
@@ -246,11 +248,46 @@ def test_planted_answer_global_model_beats_seasonal_naive_on_trending_seasonal_s
     best = metrics.loc[["lightgbm", "ensemble"], "relative_mase"].min()
     assert best < 0.7, metrics
     assert metrics.loc["lightgbm", "mase"] < metrics.loc["seasonal_naive", "mase"]
-    # Per series, the choice is the model with the lowest mean MASE over the three origins.
+    # Without classes every series is in one: all get the model with the lowest mean MASE over all of them.
     chosen = select_models(backtest).set_index("product_id")["model_name"]
-    mean_mase = backtest.errors.groupby(["product_id", "model"])["mase"].mean().unstack()
-    assert (chosen.sort_index() == mean_mase.idxmin(axis=1).sort_index()).all()
-    assert chosen.isin(["lightgbm", "ensemble"]).mean() > 0.8
+    best = backtest.errors.groupby(["product_id", "model"])["mase"].mean().groupby("model").mean().idxmin()
+    assert best in ("lightgbm", "ensemble") and (chosen == best).all()
+
+
+def test_demand_classes_follow_the_syntetos_boylan_cutoffs():
+    rng = np.random.default_rng(2)
+    every_third = np.arange(60) % 3 == 0
+    history = weekly_history(
+        {
+            "SMOOTH": rng.integers(9, 12, 60).astype(float),
+            "ERRATIC": rng.choice([1.0, 40.0], 60),
+            "INTERMITTENT": np.where(every_third, 5.0, 0.0),
+            "LUMPY": np.where(every_third, rng.choice([1.0, 40.0], 60), 0.0),
+        }
+    )
+    classes = demand_classes(history)
+    assert classes.to_dict() == {p: p.lower() for p in ("ERRATIC", "INTERMITTENT", "LUMPY", "SMOOTH")}
+
+
+def test_choice_is_one_model_per_demand_class_among_models_that_cover_it():
+    def window(product, model, mase):
+        return {"model": model, "product_id": product, "origin": pd.Timestamp("2001-01-01"), "mase": mase, "mae": mase}
+
+    rows = [
+        window("A1", "lightgbm", 0.8), window("A1", "moving_average", 1.0), window("A1", "prophet", 0.1),
+        window("A2", "lightgbm", 0.9), window("A2", "moving_average", 0.85),  # MA wins this series alone
+        window("B1", "lightgbm", 1.2), window("B1", "moving_average", 0.9),
+    ]  # fmt: skip
+    errors = pd.DataFrame(rows)
+    backtest = Backtest(predictions=pd.DataFrame(), errors=errors)
+    classes = pd.Series({"A1": "smooth", "A2": "smooth", "B1": "intermittent"})
+    chosen = select_models(backtest, classes, thin=["T"]).set_index("product_id")
+    # prophet scores best on A1 but covers half the class; lightgbm has the better class mean (0.85 vs 0.925).
+    assert chosen["model_name"].to_dict() == {
+        "A1": "lightgbm", "A2": "lightgbm", "B1": "moving_average", "T": "moving_average"
+    }  # fmt: skip
+    assert chosen["demand_class"].to_dict() == {"A1": "smooth", "A2": "smooth", "B1": "intermittent", "T": "thin"}
+    assert chosen.loc["A2", "mase"] == 0.9 and chosen.loc["T", "thin_history"]
 
 
 # --- forecast_demand ---------------------------------------------------------------------------------------
