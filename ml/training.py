@@ -35,12 +35,16 @@ EVENT_COLUMNS = ["event_id", "user_id", "product_id", "interaction_type", "event
 
 
 def default_recommender_candidates() -> dict[str, Recommender]:
-    """Popularity (the baseline and cold-start answer), neighbourhood, factor and linear models."""
+    """Popularity (the baseline and cold-start answer), neighbourhood, factor and linear models.
+
+    The factor models' sizes were chosen on a validation split nested inside the training part of the demo
+    data (bench/tune_recommenders.py, BENCHMARKS.md): a few hundred products want few, well-regularized
+    factors; the library defaults (64 of each) scored below popularity there."""
     return {
         "popularity": PopularityRecommender(),
         "itemknn": ItemKNNRecommender(),
-        "svd": SVDRecommender(),
-        "als": ALSRecommender(),
+        "svd": SVDRecommender(n_components=8),
+        "als": ALSRecommender(factors=16, regularization=10.0, alpha=40.0),
         "ease": EASERecommender(),
     }
 

@@ -32,7 +32,8 @@ def mart(name: str) -> dg.AssetKey:
 
 
 def _markdown(frame: pd.DataFrame, digits: int = 4) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.round(digits).to_markdown())
+    numeric = frame.select_dtypes("number").columns
+    return dg.MetadataValue.md(frame.round(dict.fromkeys(numeric, digits)).to_markdown())
 
 
 def _promotion_metadata(decision: PromotionDecision, link: str) -> dict:

@@ -1,0 +1,77 @@
+"""Hyper-parameters of the factor models, chosen on a validation split nested inside the training part.
+
+The platform's split holds out the last 20% of each user's events (test). Here the remaining 80% is split the
+same way again (fit / validation); every grid point is fit on `fit` and scored on `validation`, the best of
+each family is refit on the whole training part and scored once on `test`, next to the library defaults.
+The test split plays no part in the choice, so its numbers are what the defaults can be expected to do.
+
+Usage (after `make demo`, or any `optimum run`):
+  OPTIMUM_HOME=.optimum .venv/bin/python bench/tune_recommenders.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pandas as pd
+
+from ml.recommend import (
+    ALSRecommender,
+    PopularityRecommender,
+    Recommender,
+    SVDRecommender,
+    evaluate,
+    scores_from_events,
+    temporal_split,
+)
+from ml.training import EVENT_COLUMNS, default_recommender_candidates
+from orchestration.settings import Settings
+from orchestration.warehouse import Warehouse
+
+GRID: dict[str, list[Recommender]] = {
+    "svd": [SVDRecommender(n_components=k) for k in (8, 16, 32, 64, 128)],
+    "als": [
+        ALSRecommender(factors=f, regularization=reg, alpha=alpha)
+        for f, reg, alpha in itertools.product((16, 32, 64), (0.1, 1.0, 10.0), (2.0, 10.0, 40.0))
+    ],
+}
+METRIC = "ndcg@10"
+VARIED = ("n_components", "factors", "regularization", "alpha")
+
+
+def _label(model: Recommender) -> str:
+    """The parameters the grid varies, compactly."""
+    return " ".join(f"{key}={value}" for key, value in model.params.items() if key in VARIED)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    warehouse = Warehouse.from_settings(Settings())
+    events = warehouse.query("SELECT * FROM marts.fct_interactions")[EVENT_COLUMNS]
+    train_events, test_events = temporal_split(events)
+    fit_events, validation_events = temporal_split(train_events)
+    fit_scores, train_scores = scores_from_events(fit_events), scores_from_events(train_events)
+
+    rows = []
+    for family, models in GRID.items():
+        validation = [(evaluate(model, fit_scores, validation_events)[METRIC], model) for model in models]
+        for score, model in validation:
+            print(f"validation {METRIC} {score:.4f}  {family} {_label(model)}")
+        _, best = max(validation, key=lambda pair: pair[0])
+        candidate = default_recommender_candidates()[family]
+        for label, model in (
+            (f"{family} best on validation {_label(best)}", best),
+            (f"{family} platform candidate {_label(candidate)}", candidate),
+        ):
+            rows.append({"model": label, "validation": evaluate(model, fit_scores, validation_events)[METRIC],
+                         "test": evaluate(model, train_scores, test_events)[METRIC]})  # fmt: skip
+    popularity = PopularityRecommender()
+    rows.append({"model": "popularity", "validation": evaluate(popularity, fit_scores, validation_events)[METRIC],
+                 "test": evaluate(popularity, train_scores, test_events)[METRIC]})  # fmt: skip
+    print(f"\n{METRIC}, {len(events):,} events ({time.perf_counter() - started:.0f} s):")
+    print(pd.DataFrame(rows).set_index("model").round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()
