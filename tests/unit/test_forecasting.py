@@ -364,6 +364,15 @@ def test_forecast_demand_backtests_every_model_and_reports_metrics(planted_run):
     assert importance["gain_share"].is_monotonic_decreasing
 
 
+def test_only_thin_series_forecast_by_moving_average_without_a_backtest():
+    quantities = {"A": np.full(70, 3.0), "B": np.tile([0.0, 2.0], 35)}  # ten weeks each: too short to backtest
+    result = forecast_demand(mart_rows(quantities, "1995-01-02"), catalogue(quantities), "W", HORIZON)
+    assert set(result.forecast["model_name"]) == {"moving_average"} and result.forecast["thin_history"].all()
+    assert result.forecast.groupby("product_id").size().tolist() == [HORIZON, HORIZON]
+    assert result.selection["demand_class"].eq("thin").all() and result.backtest.errors.empty
+    assert result.feature_importance.empty
+
+
 # --- insights ----------------------------------------------------------------------------------------------
 
 
