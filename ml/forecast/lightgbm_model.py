@@ -8,7 +8,10 @@ Why recursive: one one-step-ahead model (plus two quantile models) per fit, whos
 fed back as lag 1 of step h + 1. A direct strategy would train a model per horizon step, ~8x the cost,
 which matters at 5,000 series x several backtest origins.
 
-Future prices are unknown to the warehouse, so the horizon assumes list price and no promotion.
+Prices enter one period late: a period's own price is known to the warehouse only when something sold in it
+(it is the average selling price), so as a feature it would tell the model that a sale happened, a leak
+that cost the backtest MASE 1.03 against 0.89 without it (bench/model_quality.py, BENCHMARKS.md). Future
+prices are unknown too, so the horizon assumes list price and no promotion after the last known period.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ class LightGBMGlobalForecaster(Forecaster):
 
     products (optional; product_id, category, price) gives the category feature and the list price that
     avg_price is compared with; without it (or where price is missing) a product's median selling price
-    is the reference. A period is a promotion when its price ratio is below `promo_ratio`.
+    is the reference. A period is a promotion when its price ratio is below `promo_ratio`; the features
+    describe the period before the one predicted (price_ratio, promo: see the module docstring).
     The point model is Tweedie (mean of a zero-heavy, right-skewed count; predictions stay positive);
     yhat_lower / yhat_upper come from quantile models (alpha 0.1 / 0.9) on the same features. n_jobs
     caps LightGBM's threads (None: its default, every core), worth setting on a busy shared machine.
@@ -120,8 +124,9 @@ class LightGBMGlobalForecaster(Forecaster):
             calendar["day_of_week"] = periods.day_of_week
         for key, values in calendar.items():
             columns[key] = np.tile(np.asarray(values, dtype=float), n)
-        columns["price_ratio"] = ratio.ravel()
-        columns["promo"] = (ratio < self.promo_ratio).astype(float).ravel()
+        previous_ratio = _shift(ratio, 1)
+        columns["price_ratio"] = previous_ratio.ravel()
+        columns["promo"] = (previous_ratio < self.promo_ratio).astype(float).ravel()
         columns["log_scale"] = np.repeat(self._log_scale, t)
         frame = pd.DataFrame(columns)
         frame["category"] = pd.Categorical(np.repeat(self._categories, t), categories=self._category_levels)

@@ -184,6 +184,21 @@ def test_every_model_gives_ordered_nonnegative_intervals():
         assert (predicted["yhat_upper"] > predicted["yhat_lower"]).mean() > 0.9, model.name  # real intervals
 
 
+def test_lightgbm_features_of_a_period_do_not_depend_on_that_periods_sales_or_price():
+    rng = np.random.default_rng(8)
+    values = {f"P{i}": rng.poisson(2, 60) for i in range(3)}
+    history = weekly_history(values).assign(avg_price=lambda h: rng.choice([7.0, 10.0], len(h)))
+    model = LightGBMGlobalForecaster("W", catalogue(values), n_jobs=1).fit(history)
+    quantity, ratio = model._y.copy(), model._ratio.copy()
+    period = 40
+    quantity[:, period] += 5.0
+    ratio[:, period] *= 0.5  # what a sale at a promotion price would have recorded
+    cells = np.arange(len(values)) * quantity.shape[1] + period
+    before = model._features(model._y, model._ratio, model._periods).iloc[cells]
+    after = model._features(quantity, ratio, model._periods).iloc[cells]
+    pd.testing.assert_frame_equal(before, after)  # nothing of period 40 leaks into its own features
+
+
 def test_lightgbm_band_is_recentred_on_yhat_instead_of_collapsing_onto_it():
     yhat = np.array([10.0, 50.0, 1.0, 5.0])
     lower = np.array([6.0, 20.0, 4.0, 8.0])  # [6, 14] holds 10; [20, 30] sits below 50; [4, 8] above 1
