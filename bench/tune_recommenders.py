@@ -53,6 +53,10 @@ def main() -> None:
     fit_events, validation_events = temporal_split(train_events)
     fit_scores, train_scores = scores_from_events(fit_events), scores_from_events(train_events)
 
+    def scored(label: str, model: Recommender) -> dict:
+        validation = evaluate(model, fit_scores, validation_events)[METRIC]
+        return {"model": label, "validation": validation, "test": evaluate(model, train_scores, test_events)[METRIC]}
+
     rows = []
     for family, models in GRID.items():
         validation = [(evaluate(model, fit_scores, validation_events)[METRIC], model) for model in models]
@@ -60,15 +64,9 @@ def main() -> None:
             print(f"validation {METRIC} {score:.4f}  {family} {_label(model)}")
         _, best = max(validation, key=lambda pair: pair[0])
         candidate = default_recommender_candidates()[family]
-        for label, model in (
-            (f"{family} best on validation {_label(best)}", best),
-            (f"{family} platform candidate {_label(candidate)}", candidate),
-        ):
-            rows.append({"model": label, "validation": evaluate(model, fit_scores, validation_events)[METRIC],
-                         "test": evaluate(model, train_scores, test_events)[METRIC]})  # fmt: skip
-    popularity = PopularityRecommender()
-    rows.append({"model": "popularity", "validation": evaluate(popularity, fit_scores, validation_events)[METRIC],
-                 "test": evaluate(popularity, train_scores, test_events)[METRIC]})  # fmt: skip
+        rows.append(scored(f"{family} best on validation {_label(best)}", best))
+        rows.append(scored(f"{family} platform candidate {_label(candidate)}", candidate))
+    rows.append(scored("popularity", PopularityRecommender()))
     print(f"\n{METRIC}, {len(events):,} events ({time.perf_counter() - started:.0f} s):")
     print(pd.DataFrame(rows).set_index("model").round(4).to_string())
 
