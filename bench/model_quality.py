@@ -35,8 +35,8 @@ def held_out_choice(backtest: Backtest, history: pd.DataFrame) -> pd.Series:
         choice = select_models(earlier, grouping)[["product_id", "model_name"]]
         chosen = choice.rename(columns={"model_name": "model"}).merge(held_out, on=["product_id", "model"])
         scores[label] = chosen["mase"].mean()
-    common = held_out["product_id"].isin(chosen["product_id"])
-    return pd.concat([held_out[common].groupby("model", sort=False)["mase"].mean(), pd.Series(scores)])
+    compared = held_out[held_out["product_id"].isin(earlier.errors["product_id"])]  # the series both choices cover
+    return pd.concat([compared.groupby("model", sort=False)["mase"].mean(), pd.Series(scores)])
 
 
 def main() -> None:
