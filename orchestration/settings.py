@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,27 @@ class Settings(BaseSettings):
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+
+    # --- Prospector: the Places-style API source, lead scoring and the daily lead target ---
+    places_api_url: str = Field("", description="Places-style search API base URL; empty: that source is skipped.")
+    places_api_key: SecretStr = Field(SecretStr(""), description="API key, sent only in a header, never logged.")
+    places_queries: str = Field(
+        "car repair,tyre shop,auto electrician,body shop", description="Comma-separated search queries."
+    )
+    places_areas: str = Field("", description="Comma-separated areas searched; empty: the lead target cities.")
+    places_max_requests: int = Field(200, ge=1, description="Requests one run may spend of the key's quota.")
+    places_requests_per_second: float = Field(5.0, gt=0, description="Rate limit of the Places API client.")
+    lead_target_cities: str = Field(
+        "", description="Comma-separated cities the sales team covers; empty: every city counts as in area."
+    )
+    lead_weight_category_fit: float = Field(30, ge=0, description="Score points for a category that buys parts.")
+    lead_weight_contact: float = Field(20, ge=0, description="Score points for phone, website and address.")
+    lead_weight_reputation: float = Field(15, ge=0, description="Score points for rating and review volume.")
+    lead_weight_target_city: float = Field(20, ge=0, description="Score points for a city in lead_target_cities.")
+    lead_weight_multi_source: float = Field(5, ge=0, description="Score points for being seen on several sources.")
+    lead_weight_recency: float = Field(10, ge=0, description="Score points for being seen in the latest scrapes.")
+    lead_daily_new_target: int = Field(20, ge=0, description="New leads a scrape day should find (asset check).")
+    lead_precision_k: int = Field(20, ge=1, description="k of precision@k when the outcome model is compared.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod
@@ -84,6 +105,21 @@ class Settings(BaseSettings):
     def seed_urls(self) -> list[str]:
         return [url.strip() for url in self.lead_seed_urls.split(",") if url.strip()]
 
+    @property
+    def target_cities(self) -> list[str]:
+        return _split(self.lead_target_cities)
+
+    @property
+    def places_searches(self) -> list[tuple[str, str]]:
+        """(query, area) pairs the Places connector runs: every query in every area."""
+        areas = _split(self.places_areas) or self.target_cities
+        return [(query, area) for area in areas for query in _split(self.places_queries)]
+
+    @property
+    def lead_score_weights(self) -> dict[str, float]:
+        prefix = "lead_weight_"
+        return {name.removeprefix(prefix): getattr(self, name) for name in type(self).model_fields if name.startswith(prefix)}
+
     @cached_property
     def pg(self) -> dict[str, str]:
         """The DSN split into the parts dbt's postgres profile wants."""
@@ -108,3 +144,7 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         for path in (self.home, self.dagster_home, self.mlflow_dir, self.bentoml_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _split(values: str) -> list[str]:
+    return [value.strip() for value in values.split(",") if value.strip()]

@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source
+from orchestration.landing.contract import LANDING_SOURCES, PLACE_RESULTS, PRODUCTS, Source
 from orchestration.landing.load import LoadReport, load_leads, load_source
 from orchestration.landing.raw_tables import qualified, quarantine_table
 from orchestration.scraper.crawler import CrawlPolicy, crawl
+from orchestration.scraper.places import PlacesPolicy, search_places
 from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
@@ -35,7 +36,7 @@ def _report_metadata(report: LoadReport, warehouse: Warehouse, table: str) -> di
 
 def build_landing_asset(source: Source) -> dg.AssetsDefinition:
     """One asset per landing folder; sales and interactions wait for products to know valid product ids."""
-    deps = [] if source is PRODUCTS else [raw_asset_key(PRODUCTS.name)]
+    deps = [raw_asset_key(PRODUCTS.name)] if "product_id" in source.columns and source is not PRODUCTS else []
 
     @dg.asset(
         key=raw_asset_key(source.name),
@@ -90,5 +91,50 @@ def raw_leads(
     return dg.MaterializeResult(metadata=crawl_metadata | _report_metadata(report, warehouse, "leads"))
 
 
+@dg.asset(
+    key=raw_asset_key(PLACE_RESULTS),
+    group_name=INGEST_GROUP,
+    kinds={"python", "json"},
+    description="Businesses found by the Places-style search API (OPTIMUM_PLACES_*), with each record's raw JSON.",
+)
+def raw_place_results(
+    context: dg.AssetExecutionContext,
+    settings: dg.ResourceParam[Settings],
+    warehouse: dg.ResourceParam[Warehouse],
+) -> dg.MaterializeResult:
+    searches = settings.places_searches
+    skipped = None
+    if not settings.places_api_url:
+        skipped = "OPTIMUM_PLACES_API_URL is empty"
+    elif not settings.places_api_key.get_secret_value():
+        skipped = "OPTIMUM_PLACES_API_KEY is empty"
+    elif not searches:
+        skipped = "no searches: set OPTIMUM_PLACES_AREAS or OPTIMUM_LEAD_TARGET_CITIES"
+    if skipped:
+        context.log.warning(f"{skipped}: the Places API source is skipped")
+        report = load_leads(warehouse, [], [], table=PLACE_RESULTS)
+        return dg.MaterializeResult(metadata={"skipped": skipped} | _report_metadata(report, warehouse, PLACE_RESULTS))
+    policy = PlacesPolicy(
+        max_requests=settings.places_max_requests, requests_per_second=settings.places_requests_per_second
+    )
+    result = search_places(settings.places_api_url, settings.places_api_key.get_secret_value(), searches, policy)
+    report = load_leads(warehouse, result.leads, result.quarantined, table=PLACE_RESULTS)
+    if result.stats.stopped_reason:
+        context.log.warning(f"Places API run stopped early: {result.stats.stopped_reason}")
+    context.log.info(f"{report.summary}; {result.stats.requests_made} API requests")
+    api_metadata = {
+        "searches": len(searches),
+        "searches_completed": result.stats.searches_completed,
+        "requests_made": result.stats.requests_made,
+        "retries": result.stats.retries,
+        "token_restarts": result.stats.token_restarts,
+        "quota_exhausted": result.stats.quota_exhausted,
+        "budget_exhausted": result.stats.budget_exhausted,
+        "stopped_reason": result.stats.stopped_reason or "",
+        "places_found": len(result.leads),
+    }
+    return dg.MaterializeResult(metadata=api_metadata | _report_metadata(report, warehouse, PLACE_RESULTS))
+
+
 landing_assets = [build_landing_asset(source) for source in LANDING_SOURCES]
-ingest_assets = [*landing_assets, raw_leads]
+ingest_assets = [*landing_assets, raw_leads, raw_place_results]

@@ -29,6 +29,9 @@ class Reason(StrEnum):
     DUPLICATE_ID = "duplicate_id"
     UNPARSEABLE_PAGE = "unparseable_page"  # scraper: a page without the fields a lead needs
     FETCH_FAILED = "fetch_failed"  # scraper: a page that failed with 4xx or after its retries
+    MALFORMED_RECORD = "malformed_record"  # places API: a record without an id, name, address or city
+    UNRESOLVED_LEAD = "unresolved_lead"  # lead_status: neither lead_key nor phone nor website given
+    INVALID_STATUS = "invalid_status"  # lead_status: not one of LEAD_STATUSES
 
 
 INTERACTION_TYPES = ("view", "like", "cart", "purchase")
@@ -70,7 +73,17 @@ INTERACTIONS = Source(
     required=("event_id", "user_id", "product_id", "interaction_type", "timestamp"),
     key=("event_id",),
 )
-LANDING_SOURCES = (PRODUCTS, SALES, INTERACTIONS)
+LEAD_STATUSES = ("new", "contacted", "qualified", "won", "lost")
+# A CRM export: which lead (its lead_key from marts.dim_leads, or else its phone or website), the status it
+# moved to and when. One of lead_key, phone and website must be given (checked by the validator).
+LEAD_STATUS = Source(
+    name="lead_status",
+    columns=("lead_key", "phone", "website", "status", "changed_at", "owner", "note"),
+    required=("status", "changed_at"),
+    key=("lead_key", "phone", "website", "status", "changed_at"),
+)
+LANDING_SOURCES = (PRODUCTS, SALES, INTERACTIONS, LEAD_STATUS)
+PLACE_RESULTS = "place_results"  # raw table of the Places-style API connector (LEAD_FIELDS + PLACE_FIELDS)
 
 LEAD_FIELDS = (
     "name",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration.landing.contract import LEAD_FIELDS, PRODUCTS, Source
-from orchestration.landing.raw_tables import ensure_raw_schema, next_load_id, qualified, quarantine_table
+from orchestration.landing.contract import PRODUCTS, Source
+from orchestration.landing.raw_tables import RAW_COLUMNS, ensure_raw_schema, next_load_id, qualified, quarantine_table
 from orchestration.landing.validate import file_sha256, parse_landing_file, row_keys, validate_rows
 from orchestration.warehouse import Connection, Warehouse
 
@@ -127,22 +127,27 @@ def load_source(warehouse: Warehouse, landing_dir: Path, source: Source) -> Load
     return report
 
 
-def _lead_hash(lead: dict) -> str:
-    content = {k: lead[k] for k in LEAD_FIELDS if k != "scraped_at"}
+def _observation_hash(lead: dict, fields: list[str]) -> str:
+    """One observation per page (or place) per content per scrape day: a re-scrape the same day adds
+    nothing, the next day's scrape records that the lead was still there."""
+    content = {k: lead[k] for k in fields if k != "scraped_at"}
+    content["scraped_on"] = str(lead["scraped_at"])[:10]
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 _BAD_PAGE_KEY = ["source_file", "reason", "detail"]  # a bad page already quarantined is not added again
 
 
-def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict]) -> LoadReport:
-    """Append scraped leads (and bad pages) not seen before; a re-scrape of an unchanged site adds nothing."""
-    report = LoadReport("leads", files_seen=len(leads) + len(quarantined), unit="pages")
-    frame = pd.DataFrame(leads, columns=list(LEAD_FIELDS))
+def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict], table: str = "leads") -> LoadReport:
+    """Append scraped leads (and bad pages) not seen before; a re-scrape of an unchanged site the same day
+    adds nothing. `table` is raw.leads (directory crawler) or raw.place_results (Places API)."""
+    fields = [name for name in RAW_COLUMNS[table] if not name.startswith("_")]
+    report = LoadReport(table, files_seen=len(leads) + len(quarantined), unit="pages")
+    frame = pd.DataFrame(leads, columns=fields)
     frame["scraped_at"] = pd.to_datetime(frame["scraped_at"], utc=True).dt.tz_localize(None)
     frame["review_count"] = frame["review_count"].astype("Int64")
     frame["rating"] = frame["rating"].astype("float64")
-    frame["_content_hash"] = [_lead_hash(lead) for lead in leads]
+    frame["_content_hash"] = [_observation_hash(lead, fields) for lead in leads]
     bad = pd.DataFrame(
         {
             "source_file": [q["source_url"] for q in quarantined],
@@ -155,16 +160,16 @@ def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict])
     ).astype({column: "str" for column in _BAD_PAGE_KEY + ["raw_record"]})
     with warehouse.transaction() as conn:
         ensure_raw_schema(conn)
-        seen = pd.Index(conn.query(f"SELECT DISTINCT _content_hash FROM {qualified('leads')}")["_content_hash"])
+        seen = pd.Index(conn.query(f"SELECT DISTINCT _content_hash FROM {qualified(table)}")["_content_hash"])
         new = frame[~frame["_content_hash"].isin(seen)].drop_duplicates("_content_hash")
-        known_bad = conn.query(f"SELECT {', '.join(_BAD_PAGE_KEY)} FROM {quarantine_table('leads')}").astype("str")
+        known_bad = conn.query(f"SELECT {', '.join(_BAD_PAGE_KEY)} FROM {quarantine_table(table)}").astype("str")
         bad = bad.merge(known_bad, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
         if len(new) or len(bad):
             load_id = next_load_id(conn)
             loaded_at = _now()
-            conn.append(qualified("leads"), new.assign(_load_id=load_id, _loaded_at=loaded_at))
-            conn.append(quarantine_table("leads"), bad.assign(_load_id=load_id, _loaded_at=loaded_at))
-            _record_load(conn, load_id, "leads", "scrape", "", len(new), len(bad))
+            conn.append(qualified(table), new.assign(_load_id=load_id, _loaded_at=loaded_at))
+            conn.append(quarantine_table(table), bad.assign(_load_id=load_id, _loaded_at=loaded_at))
+            _record_load(conn, load_id, table, "scrape", "", len(new), len(bad))
     report.rows_loaded = len(new)
     report.files_loaded = new["source_url"].tolist()
     report.files_skipped = frame.loc[~frame.index.isin(new.index), "source_url"].tolist()

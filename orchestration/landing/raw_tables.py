@@ -5,7 +5,7 @@ Types are the portable subset DuckDB and PostgreSQL share, so the same statement
 
 from __future__ import annotations
 
-from orchestration.landing.contract import INTERACTIONS, PRODUCTS, SALES, Source
+from orchestration.landing.contract import INTERACTIONS, LEAD_STATUS, PLACE_RESULTS, PRODUCTS, SALES, Source
 from orchestration.warehouse import Connection
 
 RAW_SCHEMA = "raw"
@@ -58,6 +58,25 @@ RAW_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 
+RAW_COLUMNS[PLACE_RESULTS] = {
+    **{name: sql_type for name, sql_type in RAW_COLUMNS["leads"].items() if not name.startswith("_")},
+    "place_id": "VARCHAR",
+    "search_query": "VARCHAR",
+    "search_area": "VARCHAR",
+    "raw_json": "VARCHAR",  # the record as the API returned it, for lineage
+    **{name: sql_type for name, sql_type in RAW_COLUMNS["leads"].items() if name.startswith("_")},
+}
+RAW_COLUMNS[LEAD_STATUS.raw_table] = {
+    "lead_key": "VARCHAR",
+    "phone": "VARCHAR",
+    "website": "VARCHAR",
+    "status": "VARCHAR",
+    "changed_at": "TIMESTAMP",
+    "owner": "VARCHAR",
+    "note": "VARCHAR",
+    **_LOAD_COLUMNS,
+}
+
 QUARANTINE_COLUMNS = {
     "source_file": "VARCHAR",
     "source_line": "BIGINT",
@@ -78,7 +97,7 @@ LOAD_LOG_COLUMNS = {
     "loaded_at": "TIMESTAMP",
 }
 
-QUARANTINED_SOURCES = (PRODUCTS.name, SALES.name, INTERACTIONS.name, "leads")
+QUARANTINED_SOURCES = (PRODUCTS.name, SALES.name, INTERACTIONS.name, "leads", PLACE_RESULTS, LEAD_STATUS.name)
 
 
 def qualified(table: str) -> str:

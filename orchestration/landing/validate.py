@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from orchestration.landing.contract import INTERACTION_TYPES, INTERACTIONS, PRODUCTS, SALES, Reason, Source
+from orchestration.landing.contract import (
+    INTERACTION_TYPES,
+    INTERACTIONS,
+    LEAD_STATUS,
+    LEAD_STATUSES,
+    PRODUCTS,
+    SALES,
+    Reason,
+    Source,
+)
 
 QUARANTINE_FIELDS = ["source_line", "reason", "detail", "raw_record"]
 _INTEGER = r"[+-]?\d+"
@@ -181,8 +190,22 @@ def validate_rows(
         triage.flag(bad_rating, Reason.INVALID_RATING, lambda r: "rating=" + r["rating"] + " not in [1, 5]")
         typed["session_id"] = rows["session_id"].replace("", None)
         typed = typed.drop(columns="timestamp")
+    elif source is LEAD_STATUS:
+        no_reference = (rows["lead_key"] == "") & (rows["phone"] == "") & (rows["website"] == "")
+        triage.flag(no_reference, Reason.UNRESOLVED_LEAD, lambda r: "lead_key, phone and website are all empty")
+        stamps = pd.to_datetime(rows["changed_at"], format="ISO8601", utc=True, errors="coerce")
+        typed["changed_at"] = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        triage.flag(stamps.isna(), Reason.INVALID_TIMESTAMP, lambda r: "changed_at=" + r["changed_at"])
+        status = rows["status"].str.lower()
+        expected = "|".join(LEAD_STATUSES)
+        triage.flag(
+            ~status.isin(LEAD_STATUSES), Reason.INVALID_STATUS, lambda r: "status=" + r["status"] + f" not in {expected}"
+        )
+        typed["status"] = status
+        for column in ("lead_key", "phone", "website", "owner", "note"):
+            typed[column] = rows[column].replace("", None)
 
-    if source is not PRODUCTS:
+    if "product_id" in source.columns:
         unknown = ~rows["product_id"].isin(known_product_ids)
         triage.flag(unknown, Reason.UNKNOWN_PRODUCT_ID, lambda r: "product_id=" + r["product_id"] + " not in products")
 

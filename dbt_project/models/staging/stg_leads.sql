@@ -1,9 +1,23 @@
--- Scraped lead observations with the normalized fields used to recognise one business across
--- URLs and scrapes. lead_key = hash of the normalized phone when there is one, else of the
--- normalized name + city. Exact re-observations (same URL, same scrape time) are dropped.
+-- Lead observations from both sources (the directory crawler and the Places-style API), with the
+-- normalized fields used to recognise one business across URLs, sources and scrapes. lead_key: see the
+-- lead_key() macro. Exact re-observations (same URL, same scrape time) are dropped.
 with source as (
 
-    select * from {{ source('raw', 'leads') }}
+    select
+        'directory' as source,
+        cast(null as varchar) as place_id,
+        name, category, address, city, phone, website, rating, review_count, source_url, scraped_at,
+        _load_id, _loaded_at
+    from {{ source('raw', 'leads') }}
+
+    union all
+
+    select
+        'places_api' as source,
+        place_id,
+        name, category, address, city, phone, website, rating, review_count, source_url, scraped_at,
+        _load_id, _loaded_at
+    from {{ source('raw', 'place_results') }}
 
 ),
 
@@ -22,6 +36,8 @@ ranked as (
 normalized as (
 
     select
+        source,
+        place_id,
         trim(name) as name,
         {{ normalize_text('name') }} as name_normalized,
         nullif(trim(category), '') as category,
@@ -32,6 +48,7 @@ normalized as (
         phone,
         {{ normalize_phone('phone') }} as phone_normalized,
         nullif(trim(website), '') as website,
+        {{ normalize_website('website') }} as website_normalized,
         cast(rating as double precision) as rating,
         cast(review_count as bigint) as review_count,
         source_url,
@@ -44,10 +61,7 @@ normalized as (
 )
 
 select
-    {{ dbt.hash(
-        "case when phone_normalized is not null then 'phone:' || phone_normalized"
-        ~ " else 'name:' || coalesce(name_normalized, '') || '|' || coalesce(city_normalized, '') end"
-    ) }} as lead_key,
+    {{ lead_key('phone_normalized', 'name_normalized', 'city_normalized') }} as lead_key,
     case when phone_normalized is not null then 'phone' else 'name_city' end as lead_key_basis,
     *
 from normalized
