@@ -147,7 +147,7 @@ class TransparentScorer:
 
 
 def _reasons(points: pd.Series, lead: pd.Series | None) -> str:
-    top = points[points > 0.5].sort_values(ascending=False).head(TOP_REASONS)
+    top = points[points > 0.5].sort_values(ascending=False, kind="stable").head(TOP_REASONS)  # ties: COMPONENTS order
     parts = []
     for name, value in top.items():
         label = LABELS[name]

@@ -74,7 +74,7 @@ def test_components_are_in_range_and_reasons_name_the_biggest_points():
     assert ((components >= 0) & (components <= 1)).all().all()
     scored = SCORER.score(frame)
     assert scored["lead_score"].tolist() == [100, 6]
-    assert scored["score_reasons"].iloc[0].startswith("category fit (repair workshop) +30; in a target city +20; contact data +20")
+    assert scored["score_reasons"].iloc[0].startswith("category fit (repair workshop) +30; contact data +20; in a target city +20")
     assert scored["score_reasons"].iloc[1] == "category fit (parts seller) +6"
 
 
