@@ -21,9 +21,9 @@ COMPONENTS = ("category_fit", "contact", "reputation", "target_city", "multi_sou
 CATEGORY_FIT: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("parts seller", ("parts", "spares", "factors"), 0.2),
     ("repair workshop", ("repair", "garage", "mechanic", "service", "motors"), 1.0),
-    ("auto electrician", ("electric",), 0.9),
+    ("auto electrician", ("electric", "electrics", "electrical", "electrician"), 0.9),
     ("MOT centre", ("mot", "inspection"), 0.8),
-    ("tyre shop", ("tyre", "tire", "wheel"), 0.7),
+    ("tyre shop", ("tyre", "tyres", "tire", "tires", "wheel", "wheels"), 0.7),
     ("body shop", ("body", "paint", "panel", "collision", "accident"), 0.6),
     ("car dealer", ("dealer", "sales"), 0.5),
 )
