@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.assets.ingest import ingest_assets
+from orchestration.assets.leads import lead_assets, lead_checks
 from orchestration.assets.ml import ml_assets
 from orchestration.assets.warehouse import build_warehouse_assets
 from orchestration.checks import expectation_checks
@@ -21,8 +22,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
     executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
     return dg.Definitions(
-        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets],
-        asset_checks=expectation_checks,
+        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *lead_assets],
+        asset_checks=[*expectation_checks, *lead_checks],
         jobs=jobs,
         schedules=schedules,
         executor=executor,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.assets.ingest import INGEST_GROUP
+from orchestration.assets.leads import LEADS_GROUP
 from orchestration.dbt import WAREHOUSE_GROUP
 
 ingest_and_warehouse_job = dg.define_asset_job(
     "ingest_and_warehouse",
-    selection=dg.AssetSelection.groups(INGEST_GROUP, WAREHOUSE_GROUP),
-    description="Load new landing files and scraped leads, then rebuild and test the dbt warehouse.",
+    selection=dg.AssetSelection.groups(INGEST_GROUP, WAREHOUSE_GROUP, LEADS_GROUP),
+    description="Load new landing files and scraped leads, rebuild and test the dbt warehouse, re-score the leads.",
 )
 refresh_everything_job = dg.define_asset_job(
     "refresh_everything",

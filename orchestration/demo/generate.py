@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from orchestration.demo.leads import LeadsManifest, generate_lead_data
 from orchestration.demo.site import SiteManifest, generate_site
 from orchestration.landing.contract import INTERACTION_TYPES, INTERACTIONS, PRODUCTS, SALES, Reason, Source
 
@@ -132,6 +133,7 @@ class GenerationResult:
     good_rows: dict[str, int]  # source -> rows a correct validator loads
     planted_rows: dict[str, dict[str, int]]  # source -> reason -> planted bad rows
     site_manifest: SiteManifest
+    leads_manifest: LeadsManifest
 
     def describe(self) -> str:
         """A human summary for the CLI; the first line stands on its own."""
@@ -149,6 +151,12 @@ class GenerationResult:
             f"  site: {site.n_listing_pages} listing pages, {site.n_unique_businesses} unique businesses, "
             f"{len(site.duplicate_groups)} duplicated, {len(site.malformed_urls)} malformed, "
             f"{len(site.missing_urls)} dead link"
+        )
+        leads = self.leads_manifest
+        lines.append(
+            f"  places API: {leads.n_places_records} records ({len(leads.api_only_phones)} not in the directory, "
+            f"{len(leads.malformed_record_ids)} malformed); CRM: {leads.n_worked} worked leads, "
+            f"{leads.n_won} won, {leads.n_lost} lost, {len(leads.planted_status_rows)} planted bad rows"
         )
         return "\n".join(lines)
 
@@ -206,6 +214,7 @@ def generate_demo_data(
     manifest = generate_site(out_dir / "site", cfg.n_businesses, seed)
     manifest_path = out_dir / "site_manifest.json"
     manifest_path.write_text(json.dumps(asdict(manifest), indent=1) + "\n", encoding="utf-8")
+    leads_manifest = generate_lead_data(out_dir, manifest.businesses, seed, end=start + timedelta(days=days - 1))
     return GenerationResult(
         out_dir=out_dir,
         products_path=product_files[0].path,
@@ -217,6 +226,7 @@ def generate_demo_data(
         good_rows=good_rows,
         planted_rows=planted_rows,
         site_manifest=manifest,
+        leads_manifest=leads_manifest,
     )
 
 

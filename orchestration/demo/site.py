@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,9 @@ class SiteManifest:
     duplicate_groups: list[list[str]]
     disallowed_urls: list[str]
     n_unique_businesses: int
+    # The businesses a correct scrape finds (one per business, canonical fields): ground truth for the
+    # Places API fixture and the CRM export of the lead demo (orchestration/demo/leads.py).
+    businesses: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -163,7 +166,19 @@ def generate_site(site_dir: Path, n_businesses: int, seed: int) -> SiteManifest:
         duplicate_groups=duplicate_groups,
         disallowed_urls=sorted(["/private/admin.html", *private_urls]),
         n_unique_businesses=n_businesses - n_bad,
+        businesses=_scrapable(entries),
     )
+
+
+def _scrapable(entries: list[_Entry]) -> list[dict]:
+    """Every business with at least one well-formed page, once, in listing order."""
+    broken = {id(e.business) for e in entries if e.style != "ok"}
+    found: dict[str, dict] = {}
+    for entry in entries:
+        b = entry.business
+        if entry.style == "ok" and id(b) not in broken and b.phone not in found:
+            found[b.phone] = asdict(b) | {"address": f"{b.street_no} {b.street} {b.suffix}"}
+    return list(found.values())
 
 
 def _make_businesses(rng: np.random.Generator, n: int) -> list[_Business]:
