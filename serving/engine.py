@@ -23,6 +23,7 @@ import pandas as pd
 
 from ml.recommend import Recommender, UnknownItemError
 from ml.recommend.base import top_k
+from serving.leads import LeadEngine
 from serving.models import Champion, Champions
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
@@ -250,15 +251,16 @@ class ServingState:
     champions: Champions
     recommender: RecommenderEngine | None
     forecaster: ForecastEngine | None
+    lead_scorer: LeadEngine | None = None
 
     @classmethod
     def build(cls, champions: Champions, previous: ServingState | None = None) -> ServingState:
         """Engines for the champions, reusing `previous` ones whose champion did not change. A champion
         whose engine cannot be built (a package of an unexpected shape) leaves the previous one in place,
         or counts as missing."""
-        engines: dict[str, RecommenderEngine | ForecastEngine | None] = {}
+        engines: dict[str, RecommenderEngine | ForecastEngine | LeadEngine | None] = {}
         missing = dict(champions.missing)
-        for attr, make in (("recommender", RecommenderEngine), ("forecaster", ForecastEngine)):
+        for attr, make in (("recommender", RecommenderEngine), ("forecaster", ForecastEngine), ("lead_scorer", LeadEngine)):
             champion, old = getattr(champions, attr), getattr(previous, attr, None)
             if champion is None or (old is not None and old.champion is champion):
                 engines[attr] = old if champion is not None else None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
@@ -25,6 +26,7 @@ CHAMPION_ALIAS = "champion"
 REQUIRED_METHODS = {
     RECOMMENDER_MODEL_NAME: ("recommend", "similar_items", "knows_product"),
     FORECASTER_MODEL_NAME: ("product_forecast", "product_insights", "knows_product"),
+    LEAD_SCORER_MODEL_NAME: ("find_leads", "score_lead"),  # optional: readiness does not wait for it
 }
 
 
@@ -45,6 +47,7 @@ class Champions:
     tracking_uri: str
     recommender: Champion | None = None
     forecaster: Champion | None = None
+    lead_scorer: Champion | None = None
     missing: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -52,7 +55,11 @@ class Champions:
         return self.recommender is not None and self.forecaster is not None
 
     def get(self, name: str) -> Champion | None:
-        return {RECOMMENDER_MODEL_NAME: self.recommender, FORECASTER_MODEL_NAME: self.forecaster}.get(name)
+        return {
+            RECOMMENDER_MODEL_NAME: self.recommender,
+            FORECASTER_MODEL_NAME: self.forecaster,
+            LEAD_SCORER_MODEL_NAME: self.lead_scorer,
+        }.get(name)
 
     def versions(self) -> dict[str, str | None]:
         return {name: (c.version if (c := self.get(name)) else None) for name in REQUIRED_METHODS}
@@ -135,5 +142,6 @@ def load_champions(tracking_uri: str, previous: Champions | None = None) -> Cham
         tracking_uri=tracking_uri,
         recommender=loaded[RECOMMENDER_MODEL_NAME],
         forecaster=loaded[FORECASTER_MODEL_NAME],
+        lead_scorer=loaded[LEAD_SCORER_MODEL_NAME],
         missing=missing,
     )

@@ -1,4 +1,4 @@
-"""The Optimum serving API: recommendations, similar items, demand forecasts and insights over HTTP.
+"""The Optimum serving API: recommendations, similar items, demand forecasts, insights and leads over HTTP.
 
     bentoml serve serving.service:RecommenderService --port 3000
 
@@ -31,10 +31,12 @@ import bentoml
 from starlette.responses import JSONResponse
 
 import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request timeout timers)
+from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.recommend import UnknownItemError
 from orchestration.settings import Settings
 from serving.engine import HorizonTooLarge, ServingState
+from serving.leads import LeadsRequest, LeadsResponse, ScoreLeadRequest, ScoreLeadResponse
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
 from serving.models import CHAMPION_ALIAS, load_champions
 from serving.schemas import (
@@ -50,7 +52,7 @@ from serving.schemas import (
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
 
-API_ROUTES = ("/recommend", "/similar_items", "/forecast", "/insights")
+API_ROUTES = ("/recommend", "/similar_items", "/forecast", "/insights", "/leads", "/score_lead")
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -197,6 +199,22 @@ class RecommenderService:
         except UnknownItemError:
             return unknown_product(product_id, "not in the forecaster's catalog")
         return InsightsResponse(model_version=engine.version, product_id=product_id, insights=rows)
+
+    @bentoml.api(input_spec=LeadsRequest)
+    async def leads(self, **filters) -> LeadsResponse:
+        """Scored leads, best first, filtered by min_score, status, city and category, one page at a time."""
+        engine = self.state.lead_scorer
+        if engine is None:
+            return no_champion(self.state, LEAD_SCORER_MODEL_NAME)
+        return engine.leads(LeadsRequest.model_construct(**filters))
+
+    @bentoml.api(input_spec=ScoreLeadRequest)
+    async def score_lead(self, **lead) -> ScoreLeadResponse:
+        """Score one posted lead record with the champion lead scorer: 0-100 and the reasons."""
+        engine = self.state.lead_scorer
+        if engine is None:
+            return no_champion(self.state, LEAD_SCORER_MODEL_NAME)
+        return engine.score(ScoreLeadRequest.model_construct(**lead))
 
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)

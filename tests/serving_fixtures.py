@@ -44,6 +44,7 @@ class ModelStore:
     scores: pd.DataFrame | None = None
     forecast: pd.DataFrame | None = None
     insights: pd.DataFrame | None = None
+    leads: pd.DataFrame | None = None
 
     @property
     def known_users(self) -> list[str]:
@@ -159,6 +160,40 @@ def _hand_built_forecast(products: pd.DataFrame, daily: pd.DataFrame) -> tuple[p
     return forecast, insights
 
 
+def synthetic_leads(n: int = 30) -> pd.DataFrame:
+    """marts.dim_leads-shaped rows: garages, tyre shops and parts sellers in two cities, every 5th qualified."""
+    categories = ["Garage", "Tyre Shop", "Parts Dealer"]
+    return pd.DataFrame(
+        {
+            "lead_key": [f"L{i:03d}" for i in range(n)],
+            "name": [f"Business {i}" for i in range(n)],
+            "category": [categories[i % 3] for i in range(n)],
+            "city": ["Springfield" if i % 2 else "Salem" for i in range(n)],
+            "address_normalized": [f"{i} main st" for i in range(n)],
+            "phone_normalized": [f"555{i:07d}" if i % 4 else None for i in range(n)],
+            "website": [f"https://b{i}.example" if i % 3 else None for i in range(n)],
+            "rating": [None if i % 7 == 0 else 3.0 + (i % 5) / 2 for i in range(n)],
+            "review_count": [i * 7 for i in range(n)],
+            "sources": ["directory" if i % 2 else "directory | places_api" for i in range(n)],
+            "n_sources": [1 if i % 2 else 2 for i in range(n)],
+            "n_source_urls": 1,
+            "first_seen_at": pd.Timestamp("1996-01-01"),
+            "last_seen_at": [pd.Timestamp("1996-03-01") - pd.Timedelta(days=i) for i in range(n)],
+            "missing_from_recent_scrapes": [i > 25 for i in range(n)],
+            "status": ["qualified" if i % 5 == 0 else "new" for i in range(n)],
+            "status_changed_at": [pd.Timestamp("1996-02-01") if i % 5 == 0 else pd.NaT for i in range(n)],
+        }
+    )
+
+
+def lead_scorer_package(leads: pd.DataFrame):
+    from ml.leads.package import LeadScoringPackage
+    from ml.leads.score import TransparentScorer
+
+    weights = {"category_fit": 30, "contact": 20, "reputation": 15, "target_city": 20, "multi_source": 5, "recency": 10}
+    return LeadScoringPackage(TransparentScorer(weights, ("Springfield",)), leads)
+
+
 def forecast_package(products: pd.DataFrame, forecast: pd.DataFrame, insights: pd.DataFrame):
     from ml.packaging import ForecastPackage
 
@@ -218,12 +253,18 @@ def log_champion(tracking_uri: str, experiment_id: str, name: str, python_model)
 
 
 def build_model_store(
-    root: Path, recommender: bool = True, forecaster: bool = True, n_users: int = N_USERS, n_items: int = N_SOLD
+    root: Path,
+    recommender: bool = True,
+    forecaster: bool = True,
+    n_users: int = N_USERS,
+    n_items: int = N_SOLD,
+    lead_scorer: bool = True,
 ) -> ModelStore:
     """A registry under `root` with real champions fitted on the synthetic data (either can be left out).
 
     The tests use the tiny default; a benchmark can ask for more users and items (demo scale is about
     2,000 users x 500 products; the forecast then takes a few seconds more)."""
+    from ml.leads.package import LEAD_SCORER_MODEL_NAME
     from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 
     uri, experiment_id = create_store(root)
@@ -240,6 +281,10 @@ def build_model_store(
         store.forecast, store.insights = forecast_tables(store.products, synthetic_daily_sales(n_items=n_items))
         package = forecast_package(store.products, store.forecast, store.insights)
         store.versions[FORECASTER_MODEL_NAME] = log_champion(uri, experiment_id, FORECASTER_MODEL_NAME, package)
+    if lead_scorer:
+        store.leads = synthetic_leads()
+        package = lead_scorer_package(store.leads)
+        store.versions[LEAD_SCORER_MODEL_NAME] = log_champion(uri, experiment_id, LEAD_SCORER_MODEL_NAME, package)
     return store
 
 

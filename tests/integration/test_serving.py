@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from tests.serving_fixtures import (
     FREQ,
@@ -325,7 +326,7 @@ def test_load_champions_without_a_registry(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     loaded = load_champions(uri)
     assert not loaded.complete
-    assert set(loaded.missing) == {RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME}
+    assert set(loaded.missing) == {RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME, LEAD_SCORER_MODEL_NAME}
     assert "does not exist yet" in loaded.missing[RECOMMENDER_MODEL_NAME]
     assert not (tmp_path / "mlflow").exists(), "looking for a champion must not create the registry"
 
