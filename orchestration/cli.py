@@ -148,6 +148,8 @@ def _show_predictions(settings: Settings, base_url: str) -> None:
         ("/recommend", {"user_id": "a-user-we-never-saw", "count": 3}),
         ("/forecast", {"product_id": str(product), "horizon": 4}),
         ("/insights", {"product_id": str(product)}),
+        ("/leads", {"status": "new", "min_score": 60, "page_size": 3}),
+        ("/score_lead", {"name": "Smith Motors", "category": "Garage", "city": "Springfield", "phone": "555 010 0000"}),
     ]
     for route, body in calls:
         response = httpx.post(f"{base_url}{route}", json=body, timeout=30)
@@ -172,19 +174,22 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate demo data, serve its business directory on 127.0.0.1 for the scraper, materialize everything."""
     from orchestration.demo.generate import generate_demo_data
-    from orchestration.scraper.static_server import serve_directory
+    from orchestration.demo.leads import serving_lead_sources
 
     out = Path(args.out)
     started = time.perf_counter()
     result = generate_demo_data(out, scale=args.scale, seed=args.seed)
     print(f"generated {args.scale} demo data in {out} ({time.perf_counter() - started:.1f} s)")
-    with serve_directory(out / "site") as base_url:
-        print(f"serving the demo business directory at {base_url}")
+    with serving_lead_sources(out) as lead_sources:
+        print(
+            f"serving the demo directory at {lead_sources['lead_seed_urls']}, its Places API at "
+            f"{lead_sources['places_api_url']}"
+        )
         settings = _settings(
             args,
             landing_dir=out / "landing",
-            lead_seed_urls=f"{base_url}/directory/page-1.html",
             scrape_requests_per_second=DEMO_SITE_REQUESTS_PER_SECOND,
+            **lead_sources,
         )
         ok = materialize(settings, "refresh_everything")
     print_summary(settings)

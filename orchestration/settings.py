@@ -118,7 +118,11 @@ class Settings(BaseSettings):
     @property
     def lead_score_weights(self) -> dict[str, float]:
         prefix = "lead_weight_"
-        return {name.removeprefix(prefix): getattr(self, name) for name in type(self).model_fields if name.startswith(prefix)}
+        return {
+            name.removeprefix(prefix): getattr(self, name)
+            for name in type(self).model_fields
+            if name.startswith(prefix)
+        }
 
     @cached_property
     def pg(self) -> dict[str, str]:

@@ -260,7 +260,11 @@ class ServingState:
         or counts as missing."""
         engines: dict[str, RecommenderEngine | ForecastEngine | LeadEngine | None] = {}
         missing = dict(champions.missing)
-        for attr, make in (("recommender", RecommenderEngine), ("forecaster", ForecastEngine), ("lead_scorer", LeadEngine)):
+        for attr, make in (
+            ("recommender", RecommenderEngine),
+            ("forecaster", ForecastEngine),
+            ("lead_scorer", LeadEngine),
+        ):
             champion, old = getattr(champions, attr), getattr(previous, attr, None)
             if champion is None or (old is not None and old.champion is champion):
                 engines[attr] = old if champion is not None else None

@@ -63,7 +63,12 @@ class OutcomeModel:
     kind: str = field(default="outcome_model", init=False)
 
     def config(self) -> dict:
-        return {"scorer": self.kind, "C": self.C, "features": list(FEATURES), "target_cities": list(self.components.target_cities)}
+        return {
+            "scorer": self.kind,
+            "C": self.C,
+            "features": list(FEATURES),
+            "target_cities": list(self.components.target_cities),
+        }
 
     def fit(self, leads: pd.DataFrame, won: pd.Series, as_of: pd.Timestamp | None = None) -> OutcomeModel:
         model = LogisticRegression(C=self.C, max_iter=1000)
@@ -86,7 +91,10 @@ class OutcomeModel:
 def _model_reasons(contributions: pd.Series) -> str:
     top = contributions[contributions > 0.05].sort_values(ascending=False, kind="stable").head(TOP_REASONS)
     names = [LABELS.get(name) or name.removeprefix("is_") for name in top.index]
-    return "; ".join(f"{name} (model +{value:.2f} log-odds)" for name, value in zip(names, top, strict=True)) or "no strong signal"
+    return (
+        "; ".join(f"{name} (model +{value:.2f} log-odds)" for name, value in zip(names, top, strict=True))
+        or "no strong signal"
+    )
 
 
 Scorer = TransparentScorer | OutcomeModel
@@ -118,9 +126,11 @@ class LeadScorerTraining:
 
 
 def _labelled(leads: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    return outcomes.merge(leads.assign(lead_key=leads["lead_key"].astype(str)), on="lead_key", how="inner").sort_values(
-        ["decided_at", "lead_key"], kind="stable"
-    ).reset_index(drop=True)
+    return (
+        outcomes.merge(leads.assign(lead_key=leads["lead_key"].astype(str)), on="lead_key", how="inner")
+        .sort_values(["decided_at", "lead_key"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def temporal_split(labelled: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -152,19 +162,27 @@ def evaluate_scorer(scorer: Scorer, train: pd.DataFrame, test: pd.DataFrame, k: 
 
 
 def train_lead_scorer(
-    leads: pd.DataFrame, history: pd.DataFrame, transparent: TransparentScorer, k: int, as_of: pd.Timestamp | None = None
+    leads: pd.DataFrame,
+    history: pd.DataFrame,
+    transparent: TransparentScorer,
+    k: int,
+    as_of: pd.Timestamp | None = None,
 ) -> LeadScorerTraining:
     """Choose between the transparent scorer and the outcome model on the held-out period."""
     outcomes = outcomes_from_status(history)
     labelled = _labelled(leads, outcomes)
     fingerprint = frame_fingerprint(leads[["lead_key"]].astype(str), outcomes.astype(str))
     if len(labelled) < MIN_OUTCOMES:
-        return _transparent_only(transparent, fingerprint, len(labelled), f"{len(labelled)} decided leads (< {MIN_OUTCOMES})")
+        return _transparent_only(
+            transparent, fingerprint, len(labelled), f"{len(labelled)} decided leads (< {MIN_OUTCOMES})"
+        )
     train, test = temporal_split(labelled, TEST_SHARE)
     fit, validation = temporal_split(train, VALIDATION_SHARE)
     if min(len(fit), len(validation), len(test)) == 0 or not _both_classes(fit, validation, test):
         return _transparent_only(transparent, fingerprint, len(labelled), "won and lost are not both in every period")
-    chosen_c = max(C_GRID, key=lambda c: evaluate_scorer(OutcomeModel(transparent, c), fit, validation, k, as_of)[METRIC])
+    chosen_c = max(
+        C_GRID, key=lambda c: evaluate_scorer(OutcomeModel(transparent, c), fit, validation, k, as_of)[METRIC]
+    )
     model = OutcomeModel(transparent, chosen_c)
     rows = {
         "transparent": evaluate_scorer(transparent, train, test, k, as_of),
@@ -179,12 +197,20 @@ def train_lead_scorer(
         f"{ours['precision_at_k']:.3f} vs {theirs['precision_at_k']:.3f} on the held-out period"
     )
     if auc_better and precision_ok:
-        chosen, reason = model.fit(labelled, labelled["won"], as_of), f"outcome model (C={chosen_c}) beats the transparent scorer: {versus}"
+        chosen, reason = (
+            model.fit(labelled, labelled["won"], as_of),
+            f"outcome model (C={chosen_c}) beats the transparent scorer: {versus}",
+        )
     else:
         chosen, reason = transparent, f"transparent scorer kept: the outcome model does not beat it ({versus})"
     name = "outcome_model" if chosen is model else "transparent"
     evaluation = Evaluation(METRIC, rows[name][METRIC], True, fingerprint, config_json(chosen.config()))
-    split = {"train": len(train), "validation": len(validation), "test": len(test), "test_from": str(test["decided_at"].min())}
+    split = {
+        "train": len(train),
+        "validation": len(validation),
+        "test": len(test),
+        "test_from": str(test["decided_at"].min()),
+    }
     return LeadScorerTraining(chosen, comparison, evaluation, reason, len(labelled), split)
 
 

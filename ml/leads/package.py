@@ -54,11 +54,15 @@ class LeadScoringPackage(mlflow.pyfunc.PythonModel):
         last_seen = pd.to_datetime(leads["last_seen_at"]) if len(leads) else pd.Series(dtype="datetime64[ns]")
         self.as_of = pd.Timestamp(as_of) if as_of is not None else (last_seen.max() if len(leads) else None)
         frame = leads.reindex(columns=LEAD_COLUMNS).copy()
-        scored = scorer.score(leads, self.as_of) if len(leads) else pd.DataFrame(columns=["lead_score", "score_reasons"])
+        scored = (
+            scorer.score(leads, self.as_of) if len(leads) else pd.DataFrame(columns=["lead_score", "score_reasons"])
+        )
         frame["lead_score"] = scored["lead_score"].to_numpy()
         frame["score_reasons"] = scored["score_reasons"].to_numpy()
         frame["category_group"] = frame["category"].map(category_group)
-        self.leads = frame.sort_values(["lead_score", "lead_key"], ascending=[False, True], kind="stable").reset_index(drop=True)
+        self.leads = frame.sort_values(["lead_score", "lead_key"], ascending=[False, True], kind="stable").reset_index(
+            drop=True
+        )
 
     @property
     def scorer_kind(self) -> str:

@@ -86,7 +86,11 @@ class TransparentScorer:
             raise ValueError(f"weights must be non-negative, not all zero, over {COMPONENTS}; got {self.weights}")
 
     def config(self) -> dict:
-        return {"scorer": self.kind, "weights": dict(sorted(self.weights.items())), "target_cities": list(self.target_cities)}
+        return {
+            "scorer": self.kind,
+            "weights": dict(sorted(self.weights.items())),
+            "target_cities": list(self.target_cities),
+        }
 
     def components(self, leads: pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
         """One column per COMPONENTS entry, each in [0, 1], same index as `leads`."""

@@ -33,7 +33,8 @@ SCORE_BINS = [0, 20, 40, 60, 80, 101]
 def _lead_data(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp | None]:
     leads = warehouse.query("SELECT * FROM marts.dim_leads ORDER BY lead_key")
     history = warehouse.query(
-        "SELECT lead_key, status, changed_at FROM staging.stg_lead_status WHERE lead_key IS NOT NULL ORDER BY lead_key, changed_at"
+        "SELECT lead_key, status, changed_at FROM staging.stg_lead_status"
+        " WHERE lead_key IS NOT NULL ORDER BY lead_key, changed_at"
     )
     as_of = pd.Timestamp(leads["latest_scrape_day"].max()) if len(leads) else None
     return leads, history, as_of
@@ -163,7 +164,9 @@ def new_leads_target(
     days = warehouse.query("SELECT lead_day, new_leads FROM marts.lead_daily WHERE is_scrape_day ORDER BY lead_day")
     target = settings.lead_daily_new_target
     if days.empty:
-        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": "no scrape day yet"})
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": "no scrape day yet"}
+        )
     latest = days.iloc[-1]
     short = days[days["new_leads"] < target]
     return dg.AssetCheckResult(

@@ -18,13 +18,15 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from orchestration.demo.site import CITIES, STREET_SUFFIXES, STREETS, SURNAMES, slugify
+from orchestration.demo.site import STREET_SUFFIXES, STREETS, SURNAMES, slugify
 from orchestration.landing.contract import LEAD_STATUS, Reason
 
 DEMO_TARGET_CITIES = ("Springfield", "Riverton", "Fairview", "Lakewood", "Greenville", "Franklin", "Madison")
@@ -128,7 +130,9 @@ def load_places_fixture(path: Path):
     """The FixturePlace list `optimum demo` serves."""
     from orchestration.demo.places_api import FixturePlace
 
-    return [FixturePlace(e["area"], tuple(e["terms"]), e["record"]) for e in json.loads(path.read_text(encoding="utf-8"))]
+    return [
+        FixturePlace(e["area"], tuple(e["terms"]), e["record"]) for e in json.loads(path.read_text(encoding="utf-8"))
+    ]
 
 
 def _api_only_businesses(rng: np.random.Generator, n: int, taken_phones: set[str]) -> list[dict]:
@@ -216,7 +220,7 @@ def _crm_history(rng: np.random.Generator, businesses: list[dict], end: date) ->
         path = ["new", "contacted"]
         if rng.random() < DECIDED_SHARE:
             won = rng.random() < 1 / (1 + math.exp(-planted_win_logit(b, b["city"] in DEMO_TARGET_CITIES)))
-            path += (["qualified", "won"] if won else (["qualified", "lost"] if rng.random() < 0.5 else ["lost"]))
+            path += ["qualified", "won"] if won else (["qualified", "lost"] if rng.random() < 0.5 else ["lost"])
         by_website = b["website"] is not None and rng.random() < 0.1
         for status in path:
             at = min(at + timedelta(days=float(rng.uniform(1, 12))), last)
@@ -237,7 +241,11 @@ def _reference(b: dict, rng: np.random.Generator, by_website: bool) -> list[str]
 
 def _plant_bad_status_rows(rng: np.random.Generator, rows: list[list[str]]) -> list[dict]:
     """Insert one row per kind of defect at random places; returns their physical lines (header = 1)."""
-    base = rows[int(rng.integers(len(rows)))] if rows else ["", "5550000000", "", "contacted", "2024-01-01T09:00:00Z", "ann", ""]
+    base = (
+        rows[int(rng.integers(len(rows)))]
+        if rows
+        else ["", "5550000000", "", "contacted", "2024-01-01T09:00:00Z", "ann", ""]
+    )
     bad = [
         (Reason.UNRESOLVED_LEAD, ["", "", "", "contacted", base[4], "ann", "forgot who"]),
         (Reason.INVALID_STATUS, [*base[:3], "Closed Won", base[4], base[5], ""]),
@@ -247,3 +255,26 @@ def _plant_bad_status_rows(rng: np.random.Generator, rows: list[list[str]]) -> l
         rows.insert(int(rng.integers(len(rows) + 1)), row)
     lines = {id(row): n + 2 for n, row in enumerate(rows)}
     return [{"line": lines[id(row)], "reason": str(reason)} for reason, row in bad]
+
+
+DEMO_PLACES_REQUESTS_PER_SECOND = 50.0  # our own server on loopback
+
+
+@contextmanager
+def serving_lead_sources(out_dir: Path) -> Iterator[dict]:
+    """Serve the generated directory site and Places API on 127.0.0.1 and yield the settings that point
+    the lead sources at them (seed URL, API URL and key, target cities, queries)."""
+    from orchestration.demo.places_api import PlacesApi, serve_places_api
+    from orchestration.scraper.static_server import serve_directory
+
+    out_dir = Path(out_dir)
+    api = PlacesApi(load_places_fixture(out_dir / "places_api.json"), api_key=DEMO_PLACES_API_KEY)
+    with serve_directory(out_dir / "site") as site_url, serve_places_api(api):
+        yield {
+            "lead_seed_urls": f"{site_url}/directory/page-1.html",
+            "places_api_url": api.base_url,
+            "places_api_key": DEMO_PLACES_API_KEY,
+            "places_queries": ",".join(PLACES_QUERIES),
+            "lead_target_cities": ",".join(DEMO_TARGET_CITIES),
+            "places_requests_per_second": DEMO_PLACES_REQUESTS_PER_SECOND,
+        }

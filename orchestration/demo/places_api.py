@@ -124,7 +124,9 @@ def _handler_for(api: PlacesApi) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {name.lower(): value for name, value in self.headers.items()}
             with api._lock:
-                api.requests.append(RecordedRequest(self.path, headers, raw.decode("utf-8", "replace"), time.monotonic()))
+                api.requests.append(
+                    RecordedRequest(self.path, headers, raw.decode("utf-8", "replace"), time.monotonic())
+                )
             if self.path != SEARCH_PATH:
                 status, extra, body = 404, {}, _error(404, "NOT_FOUND", f"no route {self.path}")
             else:

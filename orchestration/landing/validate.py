@@ -199,7 +199,9 @@ def validate_rows(
         status = rows["status"].str.lower()
         expected = "|".join(LEAD_STATUSES)
         triage.flag(
-            ~status.isin(LEAD_STATUSES), Reason.INVALID_STATUS, lambda r: "status=" + r["status"] + f" not in {expected}"
+            ~status.isin(LEAD_STATUSES),
+            Reason.INVALID_STATUS,
+            lambda r: "status=" + r["status"] + f" not in {expected}",
         )
         typed["status"] = status
         for column in ("lead_key", "phone", "website", "owner", "note"):

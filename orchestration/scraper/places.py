@@ -28,22 +28,25 @@ from orchestration.scraper.extract import Lead
 from orchestration.scraper.places_records import MalformedRecord, parse_place, raw_json
 
 SEARCH_PATH = "/v1/places:searchText"
-FIELD_MASK = ",".join(
-    f"places.{name}"
-    for name in (
-        "id",
-        "displayName",
-        "primaryType",
-        "primaryTypeDisplayName",
-        "formattedAddress",
-        "addressComponents",
-        "nationalPhoneNumber",
-        "internationalPhoneNumber",
-        "websiteUri",
-        "rating",
-        "userRatingCount",
+FIELD_MASK = (
+    ",".join(
+        f"places.{name}"
+        for name in (
+            "id",
+            "displayName",
+            "primaryType",
+            "primaryTypeDisplayName",
+            "formattedAddress",
+            "addressComponents",
+            "nationalPhoneNumber",
+            "internationalPhoneNumber",
+            "websiteUri",
+            "rating",
+            "userRatingCount",
+        )
     )
-) + ",nextPageToken"
+    + ",nextPageToken"
+)
 SNIPPET_CHARS = 500
 
 
@@ -148,7 +151,9 @@ class _Search:
                     self.stats.token_restarts += 1
                     restarted, token, page = True, None, 1
                     continue
-                self._quarantine(self._search_url(query, area, page), Reason.FETCH_FAILED, response.detail, response.snippet)
+                self._quarantine(
+                    self._search_url(query, area, page), Reason.FETCH_FAILED, response.detail, response.snippet
+                )
                 if response.api_status in ("RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "UNAUTHENTICATED"):
                     self.stats.quota_exhausted = response.api_status == "RESOURCE_EXHAUSTED"
                     raise _StopRun(f"{response.api_status}: {response.detail}")
@@ -235,7 +240,9 @@ class _Search:
                 if failure.retry_after > self.policy.max_backoff_seconds:
                     break
                 wait = max(wait, failure.retry_after)
-        return _Failure(failure.status, failure.api_status, f"{failure.detail} after {attempt + 1} attempt(s)", failure.snippet)
+        return _Failure(
+            failure.status, failure.api_status, f"{failure.detail} after {attempt + 1} attempt(s)", failure.snippet
+        )
 
     def _pace(self) -> None:
         """Spend one request of the budget, after the rate limit's gap since the previous one finished."""
@@ -256,7 +263,9 @@ def _failure(response: httpx.Response) -> _Failure:
         api_status, message = error.get("status"), error.get("message")
     except (ValueError, AttributeError):
         pass
-    detail = f"HTTP {response.status_code}" + (f" {api_status}" if api_status else "") + (f": {message}" if message else "")
+    detail = (
+        f"HTTP {response.status_code}" + (f" {api_status}" if api_status else "") + (f": {message}" if message else "")
+    )
     try:
         retry_after = float(response.headers["retry-after"])
     except (KeyError, ValueError):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from tests.integration.test_dbt_project import T, _landed, _load, _records, dbt, settings, warehouse  # noqa: F401
 
 DIRECTORY = "http://dir.test/business"
@@ -25,15 +23,21 @@ def _api(load_id: int, rows):
     return _landed(
         "place_results",
         load_id,
-        [
-            (*row[:8], f"{API}/{row[8]}", row[9], row[8], "car repair", row[3], "{}")
-            for row in rows
-        ],
+        [(*row[:8], f"{API}/{row[8]}", row[9], row[8], "car repair", row[3], "{}") for row in rows],
     )
 
 
 GARAGE = ("Main Street Garage", "Garage", "12 Main Street", "Springfield", "(555) 123-4567", None, 4.6, 120)
-GARAGE_API = ("Main St Garage", "Car repair", "12 Main St", "Springfield", "+1 555-123-4567", "https://msg.example", 4.7, 125)
+GARAGE_API = (
+    "Main St Garage",
+    "Car repair",
+    "12 Main St",
+    "Springfield",
+    "+1 555-123-4567",
+    "https://msg.example",
+    4.7,
+    125,
+)
 TYRES = ("Oak Tyres", "Tyre Shop", "4 Oak Ave", "Riverton", "555 987 6543", "https://oak.example/", None, None)
 GONE = ("Closed Motors", "Garage", "9 Mill Rd", "Salem", "555-000-1111", None, 3.1, 4)
 LATE = ("New Wheels", "Garage", "1 Park Ln", "Dover", "555-222-3333", None, 4.0, 10)
@@ -82,7 +86,9 @@ def test_two_sources_merge_status_history_and_daily_counts(warehouse, dbt):  # n
     assert leads["Oak Tyres"]["status"] == "contacted", "resolved by its normalized website"
     assert leads["Oak Tyres"]["sources"] == "directory | places_api"
     assert leads["New Wheels"]["status"] == "new" and leads["New Wheels"]["status_changed_at"] is None
-    assert str(garage["first_seen_at"]) == "2024-03-01 08:00:00" and str(garage["last_seen_at"]) == "2024-03-05 08:00:00"
+    assert (
+        str(garage["first_seen_at"]) == "2024-03-01 08:00:00" and str(garage["last_seen_at"]) == "2024-03-05 08:00:00"
+    )
     missing = {name for name, r in leads.items() if r["missing_from_recent_scrapes"]}
     assert missing == {"Closed Motors"}, "seen only before the latest 3 scrape days (Mar 2, 4, 5)"
     assert str(garage["latest_scrape_day"])[:10] == "2024-03-05"
@@ -104,9 +110,16 @@ def test_two_sources_merge_status_history_and_daily_counts(warehouse, dbt):  # n
         " order by lead_key, dbt_valid_from",
     )
     garage_key = garage["lead_key"]
-    garage_history = [(r["status"], str(r["dbt_valid_from"]), r["dbt_valid_to"] is None) for r in history if r["lead_key"] == garage_key]
+    garage_history = [
+        (r["status"], str(r["dbt_valid_from"]), r["dbt_valid_to"] is None)
+        for r in history
+        if r["lead_key"] == garage_key
+    ]
     assert garage_history == [("qualified", "2024-03-03 11:00:00", False), ("won", "2024-03-06 09:00:00", True)]
-    every_change = _records(warehouse, "select status from staging.stg_lead_status where lead_key = '" + garage_key + "' order by changed_at")
+    every_change = _records(
+        warehouse,
+        "select status from staging.stg_lead_status where lead_key = '" + garage_key + "' order by changed_at",
+    )
     assert [r["status"] for r in every_change] == ["contacted", "qualified", "won"]
     current = {r["name"]: r["status"] for r in _records(warehouse, "select name, status from marts.dim_leads")}
     assert current["Main Street Garage"] == "won" and current["Oak Tyres"] == "lost"

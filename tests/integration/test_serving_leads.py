@@ -20,9 +20,12 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(store, tmp_path_factory):
     env = server_env(tmp_path_factory.mktemp("lead-home"), store.tracking_uri)
-    with running_server(env, tmp_path_factory.mktemp("logs") / "server.log", ready_path="/livez") as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    with (
+        running_server(env, log, ready_path="/livez") as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        yield client
 
 
 def test_leads_are_scored_best_first_and_paged(client, store):
@@ -48,7 +51,12 @@ def test_filters(client, store):
     high = client.post("/leads", json={"min_score": 60, "page_size": 100}).json()["leads"]
     assert all(lead["lead_score"] >= 60 for lead in high)
     assert client.post("/leads", json={"min_score": 100, "city": "Nowhere"}).json() | {"model_version": "-"} == {
-        "model_version": "-", "scorer": "transparent", "total": 0, "page": 1, "page_size": 20, "leads": []
+        "model_version": "-",
+        "scorer": "transparent",
+        "total": 0,
+        "page": 1,
+        "page_size": 20,
+        "leads": [],
     }
 
 
@@ -61,7 +69,9 @@ def test_score_lead_answers_with_reasons_and_completeness_never_hurts(client):
     assert "category fit (repair workshop)" in scored_full["score_reasons"]
     away = client.post("/score_lead", json=full | {"city": "Salem", "rating": 4.5, "review_count": 120}).json()
     assert away["lead_score"] < scored_full["lead_score"]
-    stale = client.post("/score_lead", json=full | {"rating": 4.5, "review_count": 120, "last_seen_at": "1995-01-01T00:00:00Z"})
+    stale = client.post(
+        "/score_lead", json=full | {"rating": 4.5, "review_count": 120, "last_seen_at": "1995-01-01T00:00:00Z"}
+    )
     assert stale.json()["lead_score"] < scored_full["lead_score"], "recency counts from the data's latest scrape"
 
 
@@ -91,7 +101,12 @@ def test_bad_input_is_a_400_json_reason(client, path, body, reason):
 
 def test_same_middleware_as_the_other_routes(client):
     assert client.get("/leads").status_code == 405
-    assert client.post("/score_lead", content=b"name=x", headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 415
+    assert (
+        client.post(
+            "/score_lead", content=b"name=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        ).status_code
+        == 415
+    )
     assert client.post("/recommend", json={"user_id": "U1"}).status_code == 503, "no recommender in this registry"
     spec = client.get("/docs.json").json()
     assert "post" in spec["paths"]["/leads"] and "post" in spec["paths"]["/score_lead"]

@@ -48,8 +48,12 @@ def world(n: int = 400, seed: int = 0, planted: bool = True):
     decided = pd.Timestamp("1997-07-01") + pd.to_timedelta(rng.uniform(0, 360, n), unit="D")
     history = pd.concat(
         [
-            pd.DataFrame({"lead_key": leads["lead_key"], "status": "new", "changed_at": decided - pd.Timedelta(days=20)}),
-            pd.DataFrame({"lead_key": leads["lead_key"], "status": np.where(won, "won", "lost"), "changed_at": decided}),
+            pd.DataFrame(
+                {"lead_key": leads["lead_key"], "status": "new", "changed_at": decided - pd.Timedelta(days=20)}
+            ),
+            pd.DataFrame(
+                {"lead_key": leads["lead_key"], "status": np.where(won, "won", "lost"), "changed_at": decided}
+            ),
         ]
     )
     return leads, history

@@ -16,7 +16,9 @@ LATEST = pd.Timestamp("2024-03-05 08:00")
 optional_text = st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=12))
 leads = st.fixed_dictionaries(
     {
-        "category": st.one_of(st.none(), st.sampled_from(["Garage", "Parts Dealer", "Body Shop", "car_repair", "Florist"])),
+        "category": st.one_of(
+            st.none(), st.sampled_from(["Garage", "Parts Dealer", "Body Shop", "car_repair", "Florist"])
+        ),
         "phone_normalized": st.one_of(st.none(), st.just("5551234567")),
         "website": st.one_of(st.none(), st.just("https://a.example")),
         "address_normalized": optional_text,
@@ -37,7 +39,12 @@ def score(*records: dict) -> list[int]:
 @settings(max_examples=60, deadline=None)
 @given(leads, st.sets(st.sampled_from(["phone_normalized", "website", "address_normalized"]), min_size=1))
 def test_more_complete_contact_data_never_lowers_the_score(lead, added):
-    completed = lead | {field: {"phone_normalized": "5559990000", "website": "https://b.example", "address_normalized": "1 main st"}[field] for field in added}
+    completed = lead | {
+        field: {"phone_normalized": "5559990000", "website": "https://b.example", "address_normalized": "1 main st"}[
+            field
+        ]
+        for field in added
+    }
     before, after = score(lead, completed)
     assert after >= before
 
@@ -62,11 +69,30 @@ def test_recency_is_measured_from_the_datas_latest_scrape_not_today(lead, days):
 def test_components_are_in_range_and_reasons_name_the_biggest_points():
     frame = pd.DataFrame(
         [
-            {"category": "Garage", "phone_normalized": "1", "website": "w", "address_normalized": "a", "city": "Springfield",
-             "rating": 4.8, "review_count": 300, "n_sources": 2, "n_source_urls": 2, "last_seen_at": LATEST},
-            {"category": "Parts Dealer", "phone_normalized": None, "website": None, "address_normalized": None,
-             "city": "Salem", "rating": None, "review_count": None, "n_sources": 1, "n_source_urls": 1,
-             "last_seen_at": LATEST - pd.Timedelta(days=70)},
+            {
+                "category": "Garage",
+                "phone_normalized": "1",
+                "website": "w",
+                "address_normalized": "a",
+                "city": "Springfield",
+                "rating": 4.8,
+                "review_count": 300,
+                "n_sources": 2,
+                "n_source_urls": 2,
+                "last_seen_at": LATEST,
+            },
+            {
+                "category": "Parts Dealer",
+                "phone_normalized": None,
+                "website": None,
+                "address_normalized": None,
+                "city": "Salem",
+                "rating": None,
+                "review_count": None,
+                "n_sources": 1,
+                "n_source_urls": 1,
+                "last_seen_at": LATEST - pd.Timedelta(days=70),
+            },
         ]
     )
     components = SCORER.components(frame)
@@ -74,7 +100,11 @@ def test_components_are_in_range_and_reasons_name_the_biggest_points():
     assert ((components >= 0) & (components <= 1)).all().all()
     scored = SCORER.score(frame)
     assert scored["lead_score"].tolist() == [100, 6]
-    assert scored["score_reasons"].iloc[0].startswith("category fit (repair workshop) +30; contact data +20; in a target city +20")
+    assert (
+        scored["score_reasons"]
+        .iloc[0]
+        .startswith("category fit (repair workshop) +30; contact data +20; in a target city +20")
+    )
     assert scored["score_reasons"].iloc[1] == "category fit (parts seller) +6"
 
 
@@ -86,8 +116,16 @@ def test_without_target_cities_every_city_is_in_area():
 
 @pytest.mark.parametrize(
     "category, group",
-    [("Parts Dealer", "parts seller"), ("car_repair", "repair workshop"), ("Auto Electrician", "auto electrician"),
-     ("MOT Centre", "MOT centre"), ("Tyre Shop", "tyre shop"), ("Body Shop", "body shop"), ("Florist", "other"), (None, "other")],
+    [
+        ("Parts Dealer", "parts seller"),
+        ("car_repair", "repair workshop"),
+        ("Auto Electrician", "auto electrician"),
+        ("MOT Centre", "MOT centre"),
+        ("Tyre Shop", "tyre shop"),
+        ("Body Shop", "body shop"),
+        ("Florist", "other"),
+        (None, "other"),
+    ],
 )
 def test_category_groups(category, group):
     assert category_group(category) == group
