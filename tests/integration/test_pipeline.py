@@ -9,21 +9,28 @@ from pathlib import Path
 import pytest
 
 from orchestration.cli import warehouse_summary
-from orchestration.scraper.static_server import serve_directory
+from orchestration.demo.leads import DEMO_PLACES_API_KEY, serving_lead_sources
 from orchestration.warehouse import Warehouse
 from tests.integration.pipeline import check_results, materialized, run_job, settings_for
 
 pytestmark = pytest.mark.integration
 
-MARTS = ("dim_products", "dim_users", "fct_sales_daily", "fct_interactions", "user_item_scores", "dim_leads")
+MARTS = (
+    "dim_products",
+    "dim_users",
+    "fct_sales_daily",
+    "fct_interactions",
+    "user_item_scores",
+    "dim_leads",
+    "lead_daily",
+    "scored_leads",
+)
 
 
 def _materialize_twice(tmp: Path, demo, **values):
     """Run the graph, then run it again on the same landing files (the second run must add nothing)."""
-    with serve_directory(demo.out_dir / "site") as base_url:
-        settings = settings_for(
-            tmp, demo.out_dir / "landing", lead_seed_urls=f"{base_url}/directory/page-1.html", **values
-        )
+    with serving_lead_sources(demo.out_dir) as lead_sources:
+        settings = settings_for(tmp, demo.out_dir / "landing", **lead_sources, **values)
         first = run_job(settings, "ingest_and_warehouse")
         counts_after_first = warehouse_summary(settings)
         second = run_job(settings, "ingest_and_warehouse")
@@ -39,16 +46,25 @@ def duckdb_runs(tmp_path_factory, small_demo):
 def _assert_pipeline_is_complete(settings, first, counts, demo):
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     done = materialized(first)
-    assert {"raw/products", "raw/sales", "raw/interactions", "raw/leads"} <= done
-    assert {f"marts/{mart}" for mart in MARTS} | {"snapshots/snap_products"} <= done
+    assert {
+        "raw/products",
+        "raw/sales",
+        "raw/interactions",
+        "raw/leads",
+        "raw/place_results",
+        "raw/lead_status",
+    } <= done
+    assert {f"marts/{mart}" for mart in MARTS} | {"snapshots/snap_products", "snapshots/snap_lead_status"} <= done
     checks = check_results(first)
     assert any(name.endswith("expectations_raw_sales") for name in checks)
     assert len(checks) > 20, "dbt tests and expectation suites must run as asset checks"
     assert all(checks.values()), [name for name, passed in checks.items() if not passed]
-    for table in ("raw.sales", "raw.interactions", "raw.products", "raw.leads", *(f"marts.{m}" for m in MARTS)):
+    raw_tables = ("raw.sales", "raw.interactions", "raw.products", "raw.leads", "raw.place_results", "raw.lead_status")
+    for table in (*raw_tables, *(f"marts.{m}" for m in MARTS)):
         assert counts[table] > 0, table
     _assert_every_planted_row_is_quarantined(Warehouse.from_settings(settings), demo)
     _assert_leads_scraped_politely_and_merged(Warehouse.from_settings(settings), demo)
+    _assert_leads_scored_with_status(Warehouse.from_settings(settings), demo, first)
 
 
 def _assert_every_planted_row_is_quarantined(warehouse, demo):
@@ -69,7 +85,32 @@ def _assert_leads_scraped_politely_and_merged(warehouse, demo):
     assert bad_paths == {path.lstrip("/") for path in site.malformed_urls + site.missing_urls}
     assert set(bad_pages["reason"]) == {"unparseable_page", "fetch_failed"}
     dim_leads = warehouse.row_count("marts.dim_leads")
-    assert dim_leads == site.n_unique_businesses, "duplicate listings merge into one lead"
+    api_only = demo.leads_manifest.api_only_phones
+    assert dim_leads == site.n_unique_businesses + len(api_only), "duplicate listings merge into one lead"
+    sources = warehouse.query("SELECT phone_normalized, sources FROM marts.dim_leads").set_index("phone_normalized")
+    both = demo.leads_manifest.directory_phones_in_api
+    assert (sources.loc[both, "sources"] == "directory | places_api").all(), "one business on both sources is one lead"
+    assert (sources.loc[api_only, "sources"] == "places_api").all()
+    bad_records = warehouse.query("SELECT reason, raw_record FROM raw.place_results_quarantine")
+    assert len(bad_records) == len(demo.leads_manifest.malformed_record_ids)
+    assert set(bad_records["reason"]) == {"malformed_record"}
+    assert not warehouse.query("SELECT raw_json FROM raw.place_results")["raw_json"].isna().any()
+
+
+def _assert_leads_scored_with_status(warehouse, demo, result):
+    planted = {(p["line"], p["reason"]) for p in demo.leads_manifest.planted_status_rows}
+    found = warehouse.query("SELECT source_line, reason FROM raw.lead_status_quarantine")
+    assert {(int(r.source_line), r.reason) for r in found.itertuples()} == planted
+    scored = warehouse.query("SELECT * FROM marts.scored_leads")
+    assert len(scored) == warehouse.row_count("marts.dim_leads")
+    assert scored["lead_score"].between(0, 100).all() and scored["score_reasons"].str.len().gt(0).all()
+    assert scored["lead_score"].std() > 10 and scored["lead_score"].max() - scored["lead_score"].min() >= 40
+    statuses = warehouse.query("SELECT status, count(*) AS n FROM marts.dim_leads GROUP BY status")
+    assert {"new", "won", "lost"} <= set(statuses["status"]), "CRM statuses reach dim_leads"
+    daily = warehouse.query("SELECT * FROM marts.lead_daily WHERE is_scrape_day")
+    assert daily["new_leads"].sum() == warehouse.row_count("marts.dim_leads")
+    assert check_results(result)["marts/lead_daily/new_leads_target"] is True
+    assert DEMO_PLACES_API_KEY not in json.dumps([str(e) for e in result.all_events])
 
 
 def test_duckdb_pipeline_loads_everything_and_quarantines_every_planted_row(duckdb_runs, small_demo):
