@@ -34,7 +34,7 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     definitions = build_definitions(Settings(home=tmp_path / "state"))
     graph = definitions.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "warehouse", "ml"}
+    assert groups == {"ingest", "warehouse", "ml", "leads"}
     assert dg.AssetKey(["marts", "fct_sales_daily"]) in graph.get_all_asset_keys()
     upstream = graph.get(dg.AssetKey(["staging", "stg_sales"])).parent_keys
     assert dg.AssetKey(["raw", "sales"]) in upstream  # ingestion and dbt are one lineage
