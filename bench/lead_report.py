@@ -19,11 +19,11 @@ from pathlib import Path
 import mlflow
 
 from ml.leads.package import LEAD_SCORER_MODEL_NAME
+from optimum.settings import Settings
 from orchestration.assets.leads import score_distribution
 from orchestration.cli import materialize
 from orchestration.demo.generate import generate_demo_data
 from orchestration.demo.leads import serving_lead_sources
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 

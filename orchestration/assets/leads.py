@@ -21,9 +21,9 @@ from ml.leads.outcome import (
 from ml.leads.package import LEAD_SCORER_MODEL_NAME, LeadScoringPackage
 from ml.leads.score import TransparentScorer
 from ml.registry import Evaluation, PromotionDecision, champion_version, promote_if_better, register_challenger
+from optimum.settings import Settings
 from orchestration.assets.ml import EXPERIMENT, _champion, _log_snapshot, _markdown, _metric_names, mart
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 LEADS_GROUP = "leads"
