@@ -202,7 +202,7 @@ def _malformed_records(rng: np.random.Generator) -> list[dict]:
         "addressComponents": [{"longText": "Main St", "types": ["route"]}],
     }
     records = [no_name, no_locality, "<html>upstream error</html>"][:MALFORMED_RECORDS]
-    return [{"area": city, "terms": [], "record": record} for record in records]
+    return [{"area": city, "terms": ["repair"], "record": record} for record in records]  # one query finds them
 
 
 def _crm_history(rng: np.random.Generator, businesses: list[dict], end: date) -> tuple[list[list[str]], dict[str, str]]:

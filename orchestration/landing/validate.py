@@ -207,7 +207,7 @@ def validate_rows(
         for column in ("lead_key", "phone", "website", "owner", "note"):
             typed[column] = rows[column].replace("", None)
 
-    if "product_id" in source.columns:
+    if source in (SALES, INTERACTIONS):  # rows that name a product
         unknown = ~rows["product_id"].isin(known_product_ids)
         triage.flag(unknown, Reason.UNKNOWN_PRODUCT_ID, lambda r: "product_id=" + r["product_id"] + " not in products")
 
