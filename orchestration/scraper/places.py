@@ -120,7 +120,17 @@ def search_places(
 
 
 class _Search:
-    def __init__(self, base_url, policy, client, clock, sleep, now) -> None:
+    """One run's state: the request budget spent, the places already returned, the pacing."""
+
+    def __init__(
+        self,
+        base_url: str,
+        policy: PlacesPolicy,
+        client: httpx.Client,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        now: Callable[[], datetime],
+    ) -> None:
         self.base_url = base_url
         self.policy = policy
         self.client = client
