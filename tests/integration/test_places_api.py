@@ -218,3 +218,21 @@ def test_a_body_that_is_not_json_is_an_unparseable_page(api):
     result = run(api, [("garage", "Riverton")])
     assert [q["reason"] for q in result.quarantined] == [Reason.UNPARSEABLE_PAGE]
     assert result.quarantined[0]["raw_snippet"] == "<html>maintenance</html>"
+
+
+def test_raw_place_results_keep_one_observation_per_place_per_scrape_day(api, tmp_path):
+    from datetime import timedelta
+
+    from orchestration.landing.contract import PLACE_RESULTS
+    from orchestration.landing.load import load_leads
+    from orchestration.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    first = run(api, [("garage", "Riverton")])
+    assert load_leads(warehouse, first.leads, first.quarantined, table=PLACE_RESULTS).rows_loaded == 5
+    assert load_leads(warehouse, first.leads, first.quarantined, table=PLACE_RESULTS).rows_loaded == 0
+    next_day = [lead | {"scraped_at": lead["scraped_at"] + timedelta(days=1)} for lead in first.leads]
+    assert load_leads(warehouse, next_day, [], table=PLACE_RESULTS).rows_loaded == 5, "still there the next day"
+    stored = warehouse.query("SELECT place_id, raw_json, source_url FROM raw.place_results")
+    assert len(stored) == 10 and stored["raw_json"].map(json.loads).map(lambda r: r["id"]).eq(stored["place_id"]).all()
+    assert not stored["source_url"].str.contains(KEY).any()
