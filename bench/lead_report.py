@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
 from ml.leads.package import LEAD_SCORER_MODEL_NAME
+from ml.leads.score import TransparentScorer
 from optimum.settings import Settings
 from orchestration.assets.leads import score_distribution
 from orchestration.cli import materialize
@@ -82,6 +84,13 @@ def report(settings: Settings) -> None:
     )
     print(scored["lead_score"].describe().round(1).to_string())
     print(score_distribution(scored["lead_score"]).to_string())
+    leads = q("SELECT * FROM marts.dim_leads")
+    transparent = TransparentScorer(settings.lead_score_weights, tuple(settings.target_cities))
+    as_of = pd.Timestamp(leads["latest_scrape_day"].max())
+    plain = transparent.score(leads, as_of)["lead_score"]
+    print("\ntransparent scorer on the same leads:")
+    print(plain.describe().round(1).to_string())
+    print(score_distribution(plain).to_string())
     print(
         "\nnew leads per scrape day:\n",
         q(
