@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from orchestration import processes
+from orchestration.processes import Server
 from orchestration.settings import REPO_ROOT, Settings, Target
 
 # The demo site is our own static server on loopback, so the scraper may go faster than on the web.
@@ -31,13 +32,17 @@ def _settings(args: argparse.Namespace, **overrides) -> Settings:
     return Settings(**{key: value for key, value in values.items() if value is not None})
 
 
+# The embedded instance: no telemetry, and no "join the community" pop-up over a newcomer's first page.
+EMBEDDED_INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
 def _use_dagster_home(settings: Settings) -> None:
     """Embedded mode keeps Dagster's run history in SQLite under OPTIMUM_HOME (production: infra/dagster.yaml)."""
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     config = settings.dagster_home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(EMBEDDED_INSTANCE_YAML)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -88,30 +93,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if materialize(_settings(args, **overrides), args.job) else 1
 
 
+DAGSTER_PORT = 3000
+MLFLOW_PORT = 5000
 SERVING_PORT = 3001  # Dagster's UI has 3000
+HOST = "127.0.0.1"
 
 
-def serving_command(port: int) -> list[str]:
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    return [bentoml, "serve", "serving.service:RecommenderService", "--host", "127.0.0.1", "--port", str(port)]
+def _executable(name: str) -> str:
+    """A console script of this venv, so the commands work without the venv on PATH."""
+    return str(Path(sys.executable).with_name(name))
 
 
-def serving_env(settings: Settings) -> dict[str, str]:
-    """The service reads the same settings from the environment (it runs in its own processes)."""
-    return os.environ | {
+def serving_server(settings: Settings, port: int) -> Server:
+    """The BentoML service; it reads the same settings from the environment (it runs in its own processes)."""
+    command = [_executable("bentoml"), "serve", "serving.service:RecommenderService", "--host", HOST]
+    env = os.environ | {
         "OPTIMUM_HOME": str(settings.home),
         "OPTIMUM_TARGET": settings.target.value,
         "OPTIMUM_PG_DSN": settings.pg_dsn,
         "OPTIMUM_MLFLOW_TRACKING_URI": settings.tracking_uri,
         "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
     }
+    return Server("BentoML API", f"http://{HOST}:{port}", [*command, "--port", str(port)], env)
+
+
+def mlflow_server(settings: Settings, port: int) -> Server:
+    """A one-user tracking UI: one worker, and without the job runner (GenAI jobs: a dozen idle processes)."""
+    command = [_executable("mlflow"), "ui", "--backend-store-uri", settings.tracking_uri, "--workers", "1"]
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return Server("MLflow UI", f"http://{HOST}:{port}", [*command, "--host", HOST, "--port", str(port)], env)
+
+
+def dagster_server(settings: Settings, host: str, port: int) -> Server:
+    """`dagster dev`: webserver and daemon on the state's Dagster instance."""
+    _use_dagster_home(settings)
+    command = [_executable("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
+    env = os.environ | {"DAGSTER_HOME": str(settings.dagster_home)}
+    return Server("Dagster UI", f"http://{host}:{port}", command, env)
 
 
 @contextmanager
 def running_service(settings: Settings, port: int = SERVING_PORT, timeout_s: float = 120.0) -> Iterator[str]:
     """Start the BentoML service in a subprocess, wait until /readyz answers 200, stop it afterwards."""
-    process = subprocess.Popen(serving_command(port), cwd=REPO_ROOT, env=serving_env(settings))
-    base_url = f"http://127.0.0.1:{port}"
+    server = serving_server(settings, port)
+    process = processes.start(server, REPO_ROOT)
+    base_url = server.url
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -127,11 +153,39 @@ def running_service(settings: Settings, port: int = SERVING_PORT, timeout_s: flo
             raise TimeoutError(f"the service did not become ready on {base_url} in {timeout_s:.0f} s")
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.stop(process)
+
+
+class MissingState(Exception):
+    """The command needs a materialized state and the folder or store it reads does not exist."""
+
+
+def require_state(settings: Settings, *needs: str) -> None:
+    """Refuse to open a state that is not there, rather than let a server create an empty one.
+
+    `needs` names what the command reads: "dagster" (the instance), "warehouse" (the DuckDB file),
+    "mlflow" (the local tracking store). Postgres and a tracking server are not checked here: they
+    answer for themselves.
+    """
+    paths = {
+        "dagster": settings.dagster_home / "dagster.yaml",
+        "warehouse": settings.duckdb_path if settings.target is Target.DUCKDB else None,
+        "mlflow": settings.mlflow_dir / "mlflow.db" if settings.tracking_uri.startswith("sqlite:") else None,
+    }
+    missing = [paths[need] for need in needs if paths[need] is not None and not paths[need].exists()]
+    if missing:
+        raise MissingState(
+            f"no Optimum state at {settings.home} ({', '.join(map(str, missing))} missing). "
+            "Create it with `make demo` (or `optimum run`), or point OPTIMUM_HOME at an existing state."
+        )
+
+
+def run_servers(servers: list[Server]) -> int:
+    """Start the servers, say where they are, and keep them up until Ctrl-C or SIGTERM stops them all."""
+    for server in servers:
+        print(f"{server.name:<12} {server.url}")
+    print("Ctrl-C stops " + ("them all." if len(servers) > 1 else "it."), flush=True)
+    return processes.run_until_stopped(servers, REPO_ROOT)
 
 
 def _show_predictions(settings: Settings, base_url: str) -> None:
@@ -158,15 +212,15 @@ def _show_predictions(settings: Settings, base_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the champion models over HTTP (BentoML) until interrupted."""
     settings = _settings(args)
-    print(f"serving on http://127.0.0.1:{args.port} (Swagger UI: /, OpenAPI spec: /docs.json)")
-    return subprocess.call(serving_command(args.port), cwd=REPO_ROOT, env=serving_env(settings))
+    require_state(settings, "mlflow")
+    print("Swagger UI at /, OpenAPI spec at /docs.json")
+    return run_servers([serving_server(settings, args.port)])
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    command = [mlflow, "ui", "--backend-store-uri", settings.tracking_uri, "--port", str(args.port)]
-    return subprocess.call(command, cwd=REPO_ROOT)
+    require_state(settings, "mlflow")
+    return run_servers([mlflow_server(settings, args.port)])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -189,7 +243,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ok = materialize(settings, "refresh_everything")
     print_summary(settings)
     if ok:
-        with running_service(settings) as base_url:
+        with running_service(settings, args.serve_port) as base_url:
             print(f"\nBentoML is serving the champions at {base_url}")
             _show_predictions(settings, base_url)
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; result: {result.describe().splitlines()[0]}")
@@ -221,16 +275,30 @@ def print_summary(settings: Settings) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    print_summary(_settings(args))
+    settings = _settings(args)
+    require_state(settings, "warehouse")
+    print_summary(settings)
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Dagster webserver and daemon (`dagster dev`) on the embedded state."""
     settings = _settings(args)
-    _use_dagster_home(settings)
-    command = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    return subprocess.call([str(Path(sys.executable).parent / command[0]), *command[1:]], cwd=REPO_ROOT)
+    require_state(settings, "dagster")
+    return run_servers([dagster_server(settings, args.host, args.port)])
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """The three UIs at once: Dagster, MLflow and the serving API's Swagger page."""
+    settings = _settings(args)
+    require_state(settings, "dagster", "mlflow")
+    return run_servers(
+        [
+            dagster_server(settings, HOST, args.dagster_port),
+            mlflow_server(settings, args.mlflow_port),
+            serving_server(settings, args.serve_port),
+        ]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,17 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     demo = with_target(commands.add_parser("demo", help="generate demo data, scrape its site, materialize all"))
-    demo.add_argument("--out", default="data")
+    demo.add_argument("--out", type=Path, default=REPO_ROOT / "data")
     demo.add_argument("--scale", choices=["small", "demo", "large"], default="demo")
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--serve-port", type=int, default=SERVING_PORT, help="where the demo serves the champions")
     demo.set_defaults(func=cmd_demo)
 
     summary = with_target(commands.add_parser("summary", help="row counts of the warehouse tables"))
     summary.set_defaults(func=cmd_summary)
 
     up = commands.add_parser("up", help="Dagster UI and daemon on the embedded state")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--host", default=HOST)
+    up.add_argument("--port", type=int, default=DAGSTER_PORT)
     up.set_defaults(func=cmd_up)
 
     serve = with_target(commands.add_parser("serve", help="serve the champion models (BentoML)"))
@@ -274,14 +343,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     mlflow_ui = with_target(commands.add_parser("mlflow-ui", help="MLflow UI on the platform's tracking store"))
-    mlflow_ui.add_argument("--port", type=int, default=5000)
+    mlflow_ui.add_argument("--port", type=int, default=MLFLOW_PORT)
     mlflow_ui.set_defaults(func=cmd_mlflow_ui)
+
+    ui = with_target(commands.add_parser("ui", help="Dagster UI, MLflow UI and the serving API together"))
+    ui.add_argument("--dagster-port", type=int, default=DAGSTER_PORT)
+    ui.add_argument("--mlflow-port", type=int, default=MLFLOW_PORT)
+    ui.add_argument("--serve-port", type=int, default=SERVING_PORT)
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except MissingState as error:
+        print(f"optimum {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

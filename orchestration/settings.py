@@ -30,8 +30,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OPTIMUM_", extra="ignore")
 
-    home: Path = Field(Path(".optimum"), description="State folder: Dagster home, DuckDB file, MLflow store.")
-    landing_dir: Path = Field(Path("data/landing"), description="Landing zone: products/, sales/, interactions/.")
+    # Defaults sit in the repository, so every command finds the same state whatever the working directory.
+    home: Path = Field(REPO_ROOT / ".optimum", description="State folder: Dagster home, DuckDB file, MLflow store.")
+    landing_dir: Path = Field(
+        REPO_ROOT / "data" / "landing", description="Landing zone: products/, sales/, interactions/."
+    )
     target: Target = Field(Target.DUCKDB, description="Warehouse: embedded DuckDB or PostgreSQL.")
     pg_dsn: str = Field(
         "postgresql://postgres@127.0.0.1:5432/optimum", description="Warehouse DSN when target is postgres."

@@ -37,6 +37,7 @@ from orchestration.settings import Settings
 from serving.engine import HorizonTooLarge, ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
 from serving.models import CHAMPION_ALIAS, load_champions
+from serving.openapi import OpenApiMiddleware
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -201,4 +202,5 @@ class RecommenderService:
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)
 RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES)
+RecommenderService.add_asgi_middleware(OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict())
 quiet_validation_errors()

@@ -59,7 +59,8 @@ def test_cli_generates_runs_and_records_the_run_in_the_embedded_instance(tmp_pat
     assert "ingest_and_warehouse: succeeded" in output
     assert "materialized marts/fct_sales_daily" in output
 
-    instance_runs = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster")).get_runs()
-    assert [run.job_name for run in instance_runs] == ["ingest_and_warehouse"]
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster"))
+    assert [run.job_name for run in instance.get_runs()] == ["ingest_and_warehouse"]
+    assert not instance.nux_enabled, "a fresh state opens the UI without the community pop-up"
     assert main(["summary"]) == 0
     assert "marts.fct_sales_daily" in capsys.readouterr().out
