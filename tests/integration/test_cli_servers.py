@@ -105,4 +105,3 @@ def test_a_command_pointed_at_a_missing_state_says_so_and_creates_nothing(tmp_pa
     error = capsys.readouterr().err
     assert f"no Optimum state at {home}" in error and "make demo" in error
     assert not home.exists()
-
