@@ -56,35 +56,51 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def materialize(settings: Settings, job_name: str) -> bool:
-    """Run a job in this process against the persistent instance, so the runs show up in the Dagster UI."""
+    """Run a job in this process against the persistent instance, so the runs show up in the Dagster UI.
+
+    Prints one timed line per asset group (ingest, warehouse, ml) with what its assets reported."""
     import dagster as dg
 
+    from orchestration import narrative
+    from orchestration.dbt import WAREHOUSE_GROUP
     from orchestration.definitions import build_definitions
 
     _use_dagster_home(settings)
     definitions = build_definitions(settings)
     job = definitions.resolve_job_def(job_name)
-    started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    graph = definitions.resolve_asset_graph()
+    groups = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    print(f"{job_name}: materializing in this process (the run shows in the Dagster UI)", flush=True)
+    clock = time.perf_counter()
+    with dg.DagsterInstance.get() as instance, narrative.quiet_libraries() as printed:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
-    elapsed = time.perf_counter() - started
-    print(f"\n{job_name}: {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f} s (run {result.run_id})")
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        metadata = materialization.metadata
-        rows = metadata.get("dagster/row_count") or metadata.get("rows_affected")
-        summary = metadata.get("summary")
-        detail = summary.value if summary else (f"{rows.value} rows" if rows else "")
-        print(f"  materialized {materialization.asset_key.to_user_string():<28} {detail}")
+        started, stages = narrative.stages(instance, result.run_id, groups)
+    previous = started
+    for stage in stages:
+        if stage.group == WAREHOUSE_GROUP:
+            dbt = narrative.dbt_summary(printed.getvalue()) or "did not finish"
+            print(
+                narrative.timed(stage.finished - previous, f"{stage.group}: {len(stage.lines)} tables, dbt build {dbt}")
+            )
+        else:
+            print(narrative.timed(stage.finished - previous, f"{stage.group}:"))
+            for line in stage.lines:
+                print(f"{'':12}{line}")
+        previous = stage.finished
     for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
             evaluation = event.event_specific_data
-            if not evaluation.passed:
-                print(f"  check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
+            print(f"{'':12}check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
+    if not result.success:
+        tail = narrative.plain(printed.getvalue()).strip().splitlines()[-60:]
+        print("\n".join(["dbt's last lines:", *tail]) if tail else "", file=sys.stderr)
+    outcome = "succeeded" if result.success else "FAILED"
+    elapsed = time.perf_counter() - clock
+    print(f"{job_name} {outcome} in {elapsed:.1f} s (Dagster run {result.run_id.split('-')[0]})")
     return result.success
 
 
@@ -133,16 +149,19 @@ def dagster_server(settings: Settings, host: str, port: int) -> Server:
 
 
 @contextmanager
-def running_service(settings: Settings, port: int = SERVING_PORT, timeout_s: float = 120.0) -> Iterator[str]:
-    """Start the BentoML service in a subprocess, wait until /readyz answers 200, stop it afterwards."""
+def running_service(
+    settings: Settings, port: int = SERVING_PORT, timeout_s: float = 120.0, log: Path | None = None
+) -> Iterator[str]:
+    """Start the BentoML service in a subprocess (its output to `log` if given), wait until /readyz answers
+    200, stop it afterwards."""
     server = serving_server(settings, port)
-    process = processes.start(server, REPO_ROOT)
+    process = processes.start(server, REPO_ROOT, log)
     base_url = server.url
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited with {process.returncode}")
+                raise RuntimeError(f"bentoml serve exited with {process.returncode}" + (f"; see {log}" if log else ""))
             try:
                 if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
                     break
@@ -188,8 +207,8 @@ def run_servers(servers: list[Server]) -> int:
     return processes.run_until_stopped(servers, REPO_ROOT)
 
 
-def _show_predictions(settings: Settings, base_url: str) -> None:
-    """Ask the served champions what an application would ask, and print the answers."""
+def demo_requests(settings: Settings) -> list[tuple[str, dict]]:
+    """What an application would ask the served champions, with ids that exist in this warehouse."""
     from orchestration.warehouse import Warehouse
 
     warehouse = Warehouse.from_settings(settings)
@@ -197,16 +216,37 @@ def _show_predictions(settings: Settings, base_url: str) -> None:
     product = warehouse.query(
         "SELECT product_id FROM marts.demand_forecast GROUP BY product_id ORDER BY sum(yhat) DESC LIMIT 1"
     )["product_id"].iloc[0]
-    calls = [
+    return [
         ("/recommend", {"user_id": str(user), "count": 5}),
         ("/recommend", {"user_id": "a-user-we-never-saw", "count": 3}),
+        ("/similar_items", {"product_id": str(product), "count": 3}),
         ("/forecast", {"product_id": str(product), "horizon": 4}),
         ("/insights", {"product_id": str(product)}),
     ]
-    for route, body in calls:
-        response = httpx.post(f"{base_url}{route}", json=body, timeout=30)
-        print(f"\nPOST {route} {json.dumps(body)} -> {response.status_code}")
-        print(json.dumps(response.json(), indent=2)[:1500])
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def describe_answer(payload: dict) -> str:
+    """One line for one answer of the API (the whole JSON is in Swagger, or curl's output)."""
+    if "items" in payload:
+        items = ", ".join(f"{item['product_id']} {item['name'] or ''}".strip() for item in payload["items"])
+        return items + (" (cold start: popular items)" if payload.get("cold_start") else "")
+    if "periods" in payload:
+        periods = ", ".join(
+            f"{p['period_start']}: {_number(p['yhat'])} [{_number(p['yhat_lower'])}-{_number(p['yhat_upper'])}]"
+            for p in payload["periods"]
+        )
+        return f"{payload['model_name']}, per {payload['freq']} period: {periods}"
+    if "insights" in payload:
+        return "; ".join(insight["details"] for insight in payload["insights"]) or "no alerts"
+    return json.dumps(payload)
+
+
+def curl_line(base_url: str, route: str, body: dict) -> str:
+    return f"curl -s -X POST {base_url}{route} -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -224,43 +264,59 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate demo data, serve its business directory on 127.0.0.1 for the scraper, materialize everything."""
+    """Generate demo data, serve its business directory on 127.0.0.1 for the scraper, materialize everything,
+    then serve the champions and ask them what an application would."""
     from orchestration.demo.generate import generate_demo_data
+    from orchestration.narrative import timed
     from orchestration.scraper.static_server import serve_directory
 
     out = Path(args.out)
-    started = time.perf_counter()
+    started = clock = time.perf_counter()
     result = generate_demo_data(out, scale=args.scale, seed=args.seed)
-    print(f"generated {args.scale} demo data in {out} ({time.perf_counter() - started:.1f} s)")
-    with serve_directory(out / "site") as base_url:
-        print(f"serving the demo business directory at {base_url}")
+    print(timed(time.perf_counter() - clock, f"generate: {result.describe().splitlines()[0]} in {out}"))
+    with serve_directory(out / "site") as site_url:
         settings = _settings(
             args,
             landing_dir=out / "landing",
-            lead_seed_urls=f"{base_url}/directory/page-1.html",
+            lead_seed_urls=f"{site_url}/directory/page-1.html",
             scrape_requests_per_second=DEMO_SITE_REQUESTS_PER_SECOND,
         )
+        print(f"state: {settings.home} ({settings.target.value} warehouse); lead site served at {site_url}")
         ok = materialize(settings, "refresh_everything")
     print_summary(settings)
-    if ok:
-        with running_service(settings, args.serve_port) as base_url:
-            print(f"\nBentoML is serving the champions at {base_url}")
-            _show_predictions(settings, base_url)
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; result: {result.describe().splitlines()[0]}")
-    print("Dagster UI:  make up          -> http://127.0.0.1:3000")
-    print("MLflow UI:   make mlflow-ui   -> http://127.0.0.1:5000")
-    print(f"Serving:     make serve       -> http://127.0.0.1:{SERVING_PORT}/ (Swagger UI)")
-    return 0 if ok else 1
+    if not ok:
+        print(
+            f"\ndemo FAILED after {time.perf_counter() - started:.1f} s: see the errors above, or the run in `make up`"
+        )
+        return 1
+    requests = demo_requests(settings)
+    clock = time.perf_counter()
+    log = settings.home / "logs" / "demo-serving.log"
+    with running_service(settings, args.serve_port, log=log) as base_url:
+        answers = [(route, body, httpx.post(f"{base_url}{route}", json=body, timeout=30)) for route, body in requests]
+    print(timed(time.perf_counter() - clock, f"serve: BentoML started on the champions and answered (log: {log})"))
+    for route, body, response in answers:
+        print(f"{'':12}POST {route} {json.dumps(body)} -> {response.status_code}")
+        print(f"{'':14}{describe_answer(response.json())}")
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s. Next:")
+    print(f"  make ui    Dagster http://{HOST}:{DAGSTER_PORT}, MLflow http://{HOST}:{MLFLOW_PORT}, ", end="")
+    print(f"API http://{HOST}:{args.serve_port} (Swagger UI); Ctrl-C stops all three")
+    print("  then ask the API yourself:")
+    for route, body in requests:
+        print("  " + curl_line(f"http://{HOST}:{args.serve_port}", route, body))
+    return 0
 
 
 def warehouse_summary(settings: Settings) -> dict[str, int]:
-    """Row counts of every raw, staging, marts and snapshots table: the numbers DuckDB and Postgres must share."""
+    """Row counts of every table in pipeline order (raw, staging, snapshots, marts): the numbers DuckDB and
+    Postgres must share."""
     from orchestration.warehouse import Warehouse
 
     warehouse = Warehouse.from_settings(settings)
     tables = warehouse.query(
         "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_schema IN ('raw', 'staging', 'marts', 'snapshots') ORDER BY 1, 2"
+        "WHERE table_schema IN ('raw', 'staging', 'marts', 'snapshots') "
+        "ORDER BY CASE table_schema WHEN 'raw' THEN 1 WHEN 'staging' THEN 2 WHEN 'snapshots' THEN 3 ELSE 4 END, 2"
     )
     return {
         f"{schema}.{table}": warehouse.row_count(f"{schema}.{table}")
@@ -269,9 +325,9 @@ def warehouse_summary(settings: Settings) -> dict[str, int]:
 
 
 def print_summary(settings: Settings) -> None:
-    print(f"\nwarehouse ({settings.target.value}) row counts:")
+    print(f"warehouse row counts ({settings.target.value}), raw -> staging -> snapshots -> marts:")
     for table, rows in warehouse_summary(settings).items():
-        print(f"  {table:<40} {rows:>10,}")
+        print(f"{'':12}{table:<36} {rows:>10,}")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

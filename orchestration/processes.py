@@ -29,9 +29,16 @@ class Server:
     env: Mapping[str, str] | None = None
 
 
-def start(server: Server, cwd: Path) -> subprocess.Popen:
-    """Start a server as the leader of a new process group (so the group can be signalled as one)."""
-    return subprocess.Popen(list(server.command), cwd=cwd, env=server.env, start_new_session=True)
+def start(server: Server, cwd: Path, log: Path | None = None) -> subprocess.Popen:
+    """Start a server as the leader of a new process group (so the group can be signalled as one); its
+    output goes to `log` when given, else to this process's."""
+    if log is None:
+        return subprocess.Popen(list(server.command), cwd=cwd, env=server.env, start_new_session=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            list(server.command), cwd=cwd, env=server.env, start_new_session=True, stdout=output, stderr=output
+        )
 
 
 def _group_alive(process: subprocess.Popen) -> bool:
