@@ -30,18 +30,25 @@ class _KnownWarnings(logging.Filter):
 
 @contextmanager
 def quiet_libraries() -> Iterator[io.StringIO]:
-    """Collect what is printed to stdout (dbt's event lines) and keep MLflow at WARNING, minus known ones."""
+    """Collect what is printed to stdout (dbt's event lines) and keep MLflow at WARNING, minus known ones.
+
+    The filter sits on MLflow's handlers: a logger's own filters do not see its children's records
+    (mlflow.pyfunc, ...)."""
+    import mlflow  # noqa: F401  (configures its loggers on import, which would undo the level set here)
+
     mlflow_logger = logging.getLogger("mlflow")
     level, known = mlflow_logger.level, _KnownWarnings()
     mlflow_logger.setLevel(logging.WARNING)
-    mlflow_logger.addFilter(known)
+    for handler in mlflow_logger.handlers:
+        handler.addFilter(known)
     printed = io.StringIO()
     try:
         with redirect_stdout(printed):
             yield printed
     finally:
         mlflow_logger.setLevel(level)
-        mlflow_logger.removeFilter(known)
+        for handler in mlflow_logger.handlers:
+            handler.removeFilter(known)
 
 
 def plain(text: str) -> str:
@@ -64,11 +71,12 @@ class Stage:
 
 
 def _detail(key: dg.AssetKey, metadata: dict) -> str:
+    name = key.to_user_string()
     summary = metadata.get("summary") or metadata.get("skipped")
-    if summary is not None:
-        return summary.value
+    if summary is not None:  # ingest summaries start with their source's name already
+        return summary.value if summary.value.startswith(f"{key.path[-1]}:") else f"{name}: {summary.value}"
     rows = metadata.get("dagster/row_count")
-    return f"{key.to_user_string()}: {rows.value:,} rows" if rows is not None else key.to_user_string()
+    return f"{name}: {rows.value:,} rows" if rows is not None else name
 
 
 def stages(instance: dg.DagsterInstance, run_id: str, groups: dict[dg.AssetKey, str]) -> tuple[float, list[Stage]]:
