@@ -5,7 +5,8 @@ description, "None" as version, a BentoML contact, and the same 400/404/500 answ
 exception classes) on every route. `openapi_document` keeps BentoML's paths and request/response schemas
 and replaces the rest with what this API actually does: its title, description and version, request
 examples with ids of the demo data (`make demo`, seed 42), and per route every status code it can answer,
-each with the one error shape the service uses. `OpenApiMiddleware` serves the result at /docs.json.
+each with the one error shape the service uses. `OpenApiMiddleware` serves the result at /docs.json, and
+at / a Swagger UI page that shows the title (BentoML's page hides it, and loads Google Tag Manager).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from collections.abc import Callable
 from importlib.metadata import version
 
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 TITLE = "Optimum serving API"
@@ -85,6 +86,34 @@ ROUTES: dict[str, dict] = {
     },
 }
 
+# BentoML's own copy of Swagger UI (static_content/), without its stylesheet that hides the title.
+SWAGGER_PAGE = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="UTF-8">
+  <title>{TITLE}</title>
+  <link rel="stylesheet" type="text/css" href="./static_content/swagger-ui.css">
+  <style>body {{ margin: 0; background: #fafafa; }} .topbar {{ display: none; }}</style>
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="./static_content/swagger-ui-bundle.js" charset="UTF-8"></script>
+  <script src="./static_content/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+  <script>
+    window.onload = () => {{
+      window.ui = SwaggerUIBundle({{
+        url: "./docs.json",
+        dom_id: "#swagger-ui",
+        deepLinking: true,
+        presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+        layout: "StandaloneLayout",
+      }});
+    }};
+  </script>
+</body>
+</html>
+"""
+
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 INTERNAL_SUFFIX = "IODescriptor"  # BentoML's name for the request/response models it wraps
 
@@ -128,7 +157,8 @@ def openapi_document(bentoml_spec: dict) -> dict:
 
 
 class OpenApiMiddleware:
-    """Answer GET /docs.json with `openapi_document` (built on first request); pass everything else on."""
+    """Answer GET /docs.json with `openapi_document` (built on first request) and GET / with the Swagger UI
+    page; pass everything else on."""
 
     def __init__(self, app: ASGIApp, bentoml_spec: Callable[[], dict]):
         self.app = app
@@ -136,8 +166,12 @@ class OpenApiMiddleware:
         self.document: dict | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/docs.json" and scope["method"] in ("GET", "HEAD"):
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        if scope["path"] == "/docs.json":
             if self.document is None:
                 self.document = openapi_document(self.bentoml_spec())
             return await JSONResponse(self.document)(scope, receive, send)
+        if scope["path"] == "/":
+            return await HTMLResponse(SWAGGER_PAGE)(scope, receive, send)
         return await self.app(scope, receive, send)
