@@ -83,9 +83,8 @@ def materialize(settings: Settings, job_name: str) -> bool:
     for stage in stages:
         if stage.group == WAREHOUSE_GROUP:
             dbt = narrative.dbt_summary(printed.getvalue()) or "did not finish"
-            print(
-                narrative.timed(stage.finished - previous, f"{stage.group}: {len(stage.lines)} tables, dbt build {dbt}")
-            )
+            headline = f"{stage.group}: {len(stage.lines)} tables and views built; dbt build {dbt}"
+            print(narrative.timed(stage.finished - previous, headline))
         else:
             print(narrative.timed(stage.finished - previous, f"{stage.group}:"))
             for line in stage.lines:
