@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    # Landing: what a delivery may contain before rows are quarantined (dates relative to the data's own).
+    landing_date_years_before: int = Field(
+        25, ge=0, description="Dates more than this many years before the data's dates are out_of_range_date."
+    )
+    landing_date_days_after: int = Field(
+        366, ge=0, description="Dates more than this many days after the data's dates are out_of_range_date."
+    )
+    landing_quarantine_warn_rate: float = Field(
+        0.05, ge=0, le=1, description="The quarantine_rate check warns when a delivery quarantines more."
+    )
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod

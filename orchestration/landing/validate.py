@@ -31,6 +31,7 @@ _INTEGER = r"[+-]?\d+"
 _EXACT_INTEGER = r"[+-]?0*\d{1,15}"  # float64 holds these exactly and they fit BIGINT
 MONEY_LIMIT = 1e12  # a price or line beyond a trillion is not real; it keeps daily sums inside decimal(18, 4)
 _KEY_SEPARATOR = "\x1f"
+_NULL_TEXT = "\x1e"  # stands for a missing value in a fingerprint
 _UNREADABLE_PREVIEW_BYTES = 200
 
 
@@ -56,9 +57,9 @@ class ValidatedRows:
 class DateWindow:
     """The dates a delivery may carry, relative to the data's own dates (never the wall clock).
 
-    The reference span is what is already loaded plus the bulk of this file (quartiles widened by three
-    interquartile ranges, so one stray 1900 or 2100 cannot stretch it); accepted is that span extended
-    `years_before` back and `days_after` forward.
+    The reference span is the dates already loaded plus the bulk of this delivery (its quartiles widened
+    by 1.5 interquartile ranges, Tukey's fences), so stray dates, as long as they are a minority of the
+    delivery, cannot stretch it. Accepted: that span extended `years_before` back and `days_after` forward.
     """
 
     years_before: int
@@ -67,21 +68,22 @@ class DateWindow:
     loaded_last: pd.Timestamp | None = None
 
     def outside(self, stamps: pd.Series) -> pd.Series:
-        days = (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400
+        days = _days(stamps)
         known = days.dropna()
-        reference = [float(x) for x in self._loaded_days()]
+        reference = [_days(pd.Series([x])).iloc[0] for x in (self.loaded_first, self.loaded_last) if x is not None]
         if len(known):
             q1, q3 = known.quantile(0.25), known.quantile(0.75)
-            reference += [q1 - 3 * (q3 - q1), q3 + 3 * (q3 - q1)]
+            reference += [q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)]
         if not reference:
             return pd.Series(False, index=stamps.index)
         low = min(reference) - 365.25 * self.years_before
         high = max(reference) + self.days_after
         return (days < low) | (days > high)
 
-    def _loaded_days(self) -> list[float]:
-        loaded = [pd.Timestamp(x) for x in (self.loaded_first, self.loaded_last) if x is not None and pd.notna(x)]
-        return [(x - pd.Timestamp("1970-01-01")).total_seconds() / 86400 for x in loaded]
+
+def _days(stamps: pd.Series) -> pd.Series:
+    """Days since 1970 as floats: no overflow whatever the window's arithmetic does."""
+    return (pd.to_datetime(stamps) - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400
 
 
 def file_sha256(data: bytes) -> str:
@@ -202,18 +204,23 @@ def _normalized(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
     for column in source.values:
         values = frame[column]
         if column in ("order_date", "event_at"):
-            out[column] = pd.to_datetime(values).astype("str")
+            text = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
         elif column in ("quantity", "unit_price", "price", "stock_on_hand", "rating"):
-            out[column] = pd.to_numeric(values).astype("float64").astype("str")
+            text = pd.to_numeric(values).astype("float64").astype("str")
         else:
-            out[column] = values.astype("object").where(values.notna(), "\x00").astype("str")
+            text = values.astype("object").astype("str").where(values.notna())
+        out[column] = text.fillna(_NULL_TEXT)
     return out
 
 
 def value_fingerprints(frame: pd.DataFrame, source: Source) -> pd.Series:
     """One string per row of its non-key values; two deliveries of a key are a correction when these differ."""
     normalized = _normalized(frame, source)
-    return normalized.apply(lambda row: _KEY_SEPARATOR.join(row), axis=1) if len(frame) else pd.Series(dtype="str")
+    first, *rest = source.values
+    fingerprints = normalized[first]
+    for column in rest:
+        fingerprints = fingerprints + _KEY_SEPARATOR + normalized[column]
+    return fingerprints
 
 
 def validate_rows(
