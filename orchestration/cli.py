@@ -128,10 +128,32 @@ def materialize(settings: Settings, job_name: str) -> bool:
         with exclusive_state(settings), dg.DagsterInstance.get() as instance:
             for run_id in fail_abandoned_runs(instance):
                 print(f"marked run {run_id} failed: a killed `optimum run` had left it STARTED")
+            if killed := kill_abandoned_mlflow_runs(settings):
+                print(f"marked {killed} MLflow runs KILLED: a killed `optimum run` had left them RUNNING")
             return _execute(settings, job_name, instance)
     except StateBusy as busy:
         print(f"{job_name}: not started: {busy}", file=sys.stderr)
         return False
+
+
+def kill_abandoned_mlflow_runs(settings: Settings) -> int:
+    """MLflow runs a killed `optimum run` left RUNNING are marked KILLED.
+
+    Only the embedded store (SQLite under OPTIMUM_HOME), which the state lock covers: a tracking server or
+    the Postgres store may hold runs other processes are still writing.
+    """
+    if settings.mlflow_tracking_uri or settings.target is Target.POSTGRES:
+        return 0
+    if not (settings.mlflow_dir / "mlflow.db").exists():
+        return 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    stale = client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'") if experiments else []
+    for run in stale:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(stale)
 
 
 def _execute(settings: Settings, job_name: str, instance) -> bool:

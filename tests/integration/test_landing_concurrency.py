@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.cli import exclusive_state, fail_abandoned_runs
+from orchestration.cli import exclusive_state, fail_abandoned_runs, kill_abandoned_mlflow_runs
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.load import load_source
 from orchestration.settings import Settings
@@ -107,3 +107,15 @@ def test_a_killed_run_is_failed_and_frees_its_pool_slot(tmp_path, small_demo, mo
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_mlflow_runs_left_running_by_a_killed_run_are_marked_killed(tmp_path):
+    from mlflow import MlflowClient
+
+    settings = Settings(home=tmp_path / "state", landing_dir=tmp_path)
+    settings.ensure_dirs()
+    client = MlflowClient(settings.tracking_uri)
+    run = client.create_run(client.create_experiment("recommender"))  # never terminated, as after kill -9
+    assert kill_abandoned_mlflow_runs(settings) == 1
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert kill_abandoned_mlflow_runs(settings) == 0
