@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source
-from orchestration.landing.load import LandingPolicy, LoadReport, load_leads, load_source
+from orchestration.landing.load import LoadReport, load_leads, load_source
 from orchestration.landing.raw_tables import qualified, quarantine_table
 from orchestration.scraper.crawler import CrawlPolicy, crawl
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 INGEST_GROUP = "ingest"
@@ -96,12 +96,11 @@ def build_landing_asset(source: Source) -> dg.AssetsDefinition:
         settings: dg.ResourceParam[Settings],
         warehouse: dg.ResourceParam[Warehouse],
     ) -> dg.MaterializeResult:
-        policy = LandingPolicy(settings.landing_date_years_before, settings.landing_date_days_after)
-        report = load_source(warehouse, settings.landing_dir, source, policy)
+        report = load_source(warehouse, settings.landing_dir, source, settings.landing)
         context.log.info(report.summary)
         return dg.MaterializeResult(
             metadata=_report_metadata(report, warehouse, source.raw_table),
-            check_results=[_quarantine_rate_check(report, settings.landing_quarantine_warn_rate)],
+            check_results=[_quarantine_rate_check(report, settings.landing.quarantine_warn_rate)],
         )
 
     return _landing_asset

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from optimum.settings import LandingSettings
 from orchestration.landing.contract import INTERACTIONS, LEAD_FIELDS, PRODUCTS, SALES, Reason, Source
 from orchestration.landing.raw_tables import ensure_raw_schema, next_load_id, qualified, quarantine_table
 from orchestration.landing.read import printable
@@ -36,14 +37,6 @@ from orchestration.landing.validate import (
     value_fingerprints,
 )
 from orchestration.warehouse import Connection, Warehouse
-
-
-@dataclass(frozen=True)
-class LandingPolicy:
-    """The knobs of validation that come from settings (see `Settings.landing_policy`)."""
-
-    date_years_before: int = 25
-    date_days_after: int = 366
 
 
 @dataclass
@@ -155,9 +148,9 @@ _DATE_COLUMN = {SALES.name: "order_date", INTERACTIONS.name: "event_at"}
 class _Loaded:
     """What the warehouse already holds for one source, kept current as files load (by us or another run)."""
 
-    def __init__(self, source: Source, policy: LandingPolicy):
+    def __init__(self, source: Source, landing: LandingSettings):
         self.source = source
-        self.policy = policy
+        self.landing = landing
         self.max_load_id = -1
         self.keys = pd.Index([])
         self.first_date = self.last_date = None
@@ -184,7 +177,7 @@ class _Loaded:
         self.max_load_id = int(latest)
 
     def date_window(self) -> DateWindow:
-        return DateWindow(self.policy.date_years_before, self.policy.date_days_after, self.first_date, self.last_date)
+        return DateWindow(self.landing.date_years_before, self.landing.date_days_after, self.first_date, self.last_date)
 
     def latest_versions(self, conn: Connection, rows: pd.DataFrame) -> pd.Series:
         """Fingerprints of the latest loaded version of every key of `rows` loaded before (usually none)."""
@@ -210,12 +203,12 @@ def _already_loaded(conn: Connection, source: Source, sha: str) -> bool:
 
 
 def load_source(
-    warehouse: Warehouse, landing_dir: Path, source: Source, policy: LandingPolicy = LandingPolicy()
+    warehouse: Warehouse, landing_dir: Path, source: Source, landing: LandingSettings | None = None
 ) -> LoadReport:
     """Load every new file of one landing folder; products must be loaded before sales and interactions."""
     report = LoadReport(source.name)
     folder = Path(landing_dir) / source.name
-    loaded = _Loaded(source, policy)
+    loaded = _Loaded(source, landing or LandingSettings())
     with warehouse.transaction() as conn:
         ensure_raw_schema(conn)
         hashes = set(

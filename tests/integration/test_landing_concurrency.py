@@ -14,10 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from optimum.settings import Settings
 from orchestration.cli import exclusive_state, fail_abandoned_runs, kill_abandoned_mlflow_runs
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.load import load_source
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 from tests.integration.pipeline import check_results, run_job, settings_for
 
