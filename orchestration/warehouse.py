@@ -106,7 +106,7 @@ class _PostgresConnection(Connection):
         """
         if frame.empty:
             return
-        null = f"NULL-{uuid.uuid4().hex}"
+        null = f"NULL-{uuid.uuid4().hex[:20]}"  # pandas cuts float na_rep to 32 characters
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False, header=False, na_rep=null, date_format="%Y-%m-%d %H:%M:%S.%f")
         buffer.seek(0)

@@ -7,8 +7,8 @@
     )
 }}
 {#
-    One row per product x day, zero-filled from the product's first sale to the latest order_date in
-    the data (never the wall clock).
+    One row per product x day, zero-filled from the product's first sale (over all versions of its lines)
+    to the latest order_date in the data (never the wall clock).
 
     Incremental logic (late-arriving history safe):
       * watermark  = the highest sales _load_id already folded in (max of _max_load_id; every sales row
@@ -83,9 +83,11 @@ spine as (
 
 product_first_sale as (
 
+    -- over every version of its lines, so a correction that moves a line later leaves a zero day behind
+    -- instead of a row an incremental build could not remove
     select
         product_id,
-        min(order_date) as first_sale_date
+        min(earliest_order_date) as first_sale_date
     from sales
     group by product_id
 
