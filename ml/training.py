@@ -108,10 +108,17 @@ class ForecasterTraining:
 
 
 def train_forecaster(
-    daily_sales: pd.DataFrame, products: pd.DataFrame, freq: str, horizon: int, prophet_top_n: int | None = 50
+    daily_sales: pd.DataFrame,
+    products: pd.DataFrame,
+    freq: str,
+    horizon: int,
+    prophet_top_n: int | None = 50,
+    calendar: str = "auto",
 ) -> ForecasterTraining:
     """Backtest every model, choose one per demand class, forecast the horizon and derive the insights."""
-    result = forecast_demand(daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n)
+    result = forecast_demand(
+        daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n, calendar=calendar
+    )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
     chosen = result.selection[~result.selection["thin_history"]]
     evaluation = Evaluation(

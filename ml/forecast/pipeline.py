@@ -21,7 +21,7 @@ from ml.forecast.backtest import (
 from ml.forecast.lightgbm_model import LightGBMGlobalForecaster
 from ml.forecast.models import LOWER_Q, UPPER_Q, EnsembleForecaster, Forecaster, MovingAverage, SeasonalNaive
 from ml.forecast.prophet_model import ProphetForecaster
-from ml.forecast.series import Freq, aggregate_sales, complete_period_bounds, next_periods
+from ml.forecast.series import CalendarDecision, CalendarRule, Freq, aggregate_sales, decide_calendar, next_periods
 
 FORECAST_COLUMNS = ["product_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "model_name", "thin_history"]
 RUN_RATE = "run_rate"
@@ -36,7 +36,8 @@ class ForecastResult:
     (select_models), for the products in history; backtest: per-period predictions and per
     (model, product, origin) errors;
     history: the complete-period series the models were fit on (aggregate_sales);
-    feature_importance: the global LightGBM model's final fit (feature, gain_share), empty without one."""
+    feature_importance: the global LightGBM model's final fit (feature, gain_share), empty without one;
+    calendar: the periods the history spans and what was dropped (decide_calendar)."""
 
     forecast: pd.DataFrame
     metrics: pd.DataFrame
@@ -46,6 +47,7 @@ class ForecastResult:
     freq: Freq
     horizon: int
     feature_importance: pd.DataFrame
+    calendar: CalendarDecision
 
 
 def default_models(
@@ -73,6 +75,7 @@ def forecast_demand(
     prophet_top_n: int | None = 50,
     models: Sequence[Forecaster] | None = None,
     n_jobs: int | None = None,
+    calendar: CalendarRule = "auto",
 ) -> ForecastResult:
     """Forecast `horizon` periods after the last complete period for every product with sales.
 
@@ -83,9 +86,11 @@ def forecast_demand(
     that does not cover the product in the final fit falls back to MovingAverage. Products whose
     first sale lies in the dropped trailing partial period forecast their daily run rate since that sale
     (model_name "run_rate", flagged thin, Poisson 80% interval).
-    models defaults to default_models(freq, products, prophet_top_n, n_jobs).
+    models defaults to default_models(freq, products, prophet_top_n, n_jobs). calendar: how to read the
+    dates (decide_calendar; "auto" keeps the last period of an already aggregated export).
     """
-    history = aggregate_sales(daily_sales, freq)
+    decision = decide_calendar(daily_sales, freq, calendar)
+    history = aggregate_sales(daily_sales, freq, decision)
     thin = thin_products(history, horizon, n_origins)
     rich = history[~history["product_id"].isin(thin)]
     models = list(models) if models is not None else default_models(freq, products, prophet_top_n, n_jobs)
@@ -101,7 +106,7 @@ def forecast_demand(
     uncovered = history[~history["product_id"].isin(covered)]  # thin, or dropped from Prophet's top-N
     if len(uncovered):
         parts.append(MovingAverage(freq).fit(uncovered).predict(horizon).assign(model_name=MovingAverage.name))
-    parts.append(_run_rate(daily_sales, history, horizon, freq))
+    parts.append(_run_rate(daily_sales, history, horizon, freq, decision.last_period))
     forecast = pd.concat([part for part in parts if len(part)], ignore_index=True)
     forecast["thin_history"] = ~forecast["product_id"].isin(rich["product_id"])
     forecast = forecast.rename(columns={"period_start": "forecast_date"})[FORECAST_COLUMNS]
@@ -116,17 +121,19 @@ def forecast_demand(
         freq=freq,
         horizon=horizon,
         feature_importance=importance,
+        calendar=decision,
     )
 
 
-def _run_rate(daily: pd.DataFrame, history: pd.DataFrame, horizon: int, freq: Freq) -> pd.DataFrame:
+def _run_rate(
+    daily: pd.DataFrame, history: pd.DataFrame, horizon: int, freq: Freq, last_period: pd.Timestamp
+) -> pd.DataFrame:
     """Products with sales only in the dropped trailing partial period: units per day since their first
     sale, times the days in each forecast period."""
     dates = pd.to_datetime(daily["sales_date"])
     new = (daily["quantity"] > 0) & ~daily["product_id"].isin(history["product_id"])
     sold = pd.DataFrame({"product_id": daily["product_id"], "date": dates, "quantity": daily["quantity"]})[new]
-    _, last_complete = complete_period_bounds(dates.min(), dates.max(), freq)
-    edges = next_periods(last_complete, horizon + 1, freq)  # starts of the forecast periods and the one after
+    edges = next_periods(last_period, horizon + 1, freq)  # starts of the forecast periods and the one after
     per_product = sold.groupby("product_id").agg(units=("quantity", "sum"), first=("date", "min"))
     daily_rate = per_product["units"] / ((dates.max() - per_product["first"]).dt.days + 1)
     mean = np.outer(daily_rate.to_numpy(dtype=float), (edges[1:] - edges[:-1]).days.to_numpy())

@@ -172,7 +172,12 @@ def demand_forecaster(
         return _skipped("demand_forecaster", "seasonal_naive", "no sales in the warehouse")
     products = warehouse.query("SELECT * FROM marts.dim_products")
     training = train_forecaster(
-        daily, products, settings.forecast_freq, settings.forecast_horizon, settings.forecast_prophet_top_n
+        daily,
+        products,
+        settings.forecast_freq,
+        settings.forecast_horizon,
+        settings.forecast_prophet_top_n,
+        settings.forecast_calendar,
     )
     result = training.result
     metrics = result.metrics.set_index("model").drop(columns="n_series").astype(float)
@@ -211,6 +216,7 @@ def demand_forecaster(
             "metrics_by_model": _markdown(metrics),
             "choice_by_demand_class": _markdown(_choice_by_class(result.selection)),
             "thin_history_series": int(result.selection["thin_history"].sum()),
+            **result.calendar.as_metadata(),
             **_promotion_metadata(decision, link),
         },
     )
