@@ -10,6 +10,7 @@ import mlflow
 import pandas as pd
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, ForecastPackage, RecommenderPackage
+from ml.recommend import BASELINES
 from ml.registry import PromotionDecision, champion_version, promote_if_better, register_challenger
 from ml.reports import backtest_plot, feature_importance_plot, metric_by_candidate
 from ml.training import (
@@ -108,25 +109,28 @@ def recommender(
     warehouse: dg.ResourceParam[Warehouse],
     mlflow_tracking: dg.ResourceParam[MlflowTracking],
 ) -> dg.MaterializeResult:
-    """Pick the best recommender on a per-user temporal split (NDCG@10) and register it."""
+    """Choose model, settings and recency on a validation split nested in the training part (NDCG@10), report
+    them on the test part against the stronger of all-time and recent popularity, and register the choice."""
     events = warehouse.query("SELECT * FROM marts.fct_interactions")
     if events.empty:
         context.log.warning("marts.fct_interactions is empty: no recommender trained")
         return _skipped("recommender", "popularity", "no interactions in the warehouse")
-    scores = warehouse.query("SELECT user_id, product_id, score FROM marts.user_item_scores")
     products = warehouse.query("SELECT * FROM marts.dim_products")
-    training = train_recommender(events, scores)
-    metrics = training.candidates.drop(columns=["model", "params"]).astype(float)
+    training = train_recommender(events)
+    scores = training.scores
+    metrics = training.candidates.drop(columns=["model", "params", "recency"]).astype(float)
     with mlflow_tracking.start_run(EXPERIMENT, "recommender") as run:
         mlflow.log_params({"chosen": training.key, "candidates": ",".join(map(str, metrics.index))})
         mlflow.log_params({"users": scores["user_id"].nunique(), "items": scores["product_id"].nunique()})
+        mlflow.log_params({f"recency_{key}": value for key, value in training.recency.as_dict().items()})
         for key, row in metrics.iterrows():
             with mlflow.start_run(run_name=str(key), nested=True):
                 mlflow.log_params({"candidate": key, **training.candidates.loc[key, "params"]})
-                mlflow.log_metrics(_metric_names(row.to_dict()))
+                mlflow.log_metrics(_metric_names(row.dropna().to_dict()))
         mlflow.log_metrics(_metric_names({f"chosen_{k}": v for k, v in metrics.loc[training.key].items()}))
         mlflow.log_figure(metric_by_candidate(metrics, RECOMMENDER_METRIC, training.key), "ndcg_by_candidate.png")
-        mlflow.log_dict(recommender_spec(training.model), "model_spec.json")
+        mlflow.log_dict(recommender_spec(training.model, training.recency), "model_spec.json")
+        mlflow.log_table(training.grid.astype({"params": str}), "validation_grid.json")
         _log_snapshot(scores, "user_item_scores")
         package = RecommenderPackage(training.model, products, training.key)
         version = register_challenger(package, RECOMMENDER_MODEL_NAME, training.evaluation)
@@ -138,16 +142,23 @@ def recommender(
         mlflow.set_tags({"promotion.decision": str(decision.promote), "promotion.reason": decision.reason})
         link = mlflow_tracking.run_link(run)
     context.log.info(f"recommender v{version}: {decision.reason}")
-    chosen, baseline = metrics.loc[training.key, RECOMMENDER_METRIC], metrics.loc["popularity", RECOMMENDER_METRIC]
-    comparison = {"chosen_ndcg@10": float(chosen), "popularity_ndcg@10": float(baseline)}
+    chosen, baseline = metrics.loc[training.key, RECOMMENDER_METRIC], metrics.loc[training.baseline, RECOMMENDER_METRIC]
+    comparison = {
+        "chosen_ndcg@10": float(chosen),
+        "baseline": training.baseline,
+        "baseline_ndcg@10": float(baseline),
+        **{f"{key}_ndcg@10": float(metrics.loc[key, RECOMMENDER_METRIC]) for key in BASELINES},
+    }
     return dg.MaterializeResult(
         check_results=_check_results("recommender", "popularity", chosen > baseline, comparison, decision),
         metadata={
-            "summary": f"{training.key}: ndcg@10 {chosen:.4f} (popularity {baseline:.4f}); v{version}: "
-            + decision.reason,
+            "summary": f"{training.key} ({training.recency.label}): test ndcg@10 {chosen:.4f} "
+            f"(stronger popularity, {training.baseline}: {baseline:.4f}); v{version}: " + decision.reason,
             "chosen": training.key,
-            RECOMMENDER_METRIC: float(metrics.loc[training.key, RECOMMENDER_METRIC]),
-            "metrics_by_candidate": _markdown(metrics),
+            "recency": training.recency.label,
+            RECOMMENDER_METRIC: float(chosen),
+            "metrics_by_candidate": _markdown(training.candidates.drop(columns="params")),
+            **{f"count_{key}": value for key, value in training.counts.items()},
             **_promotion_metadata(decision, link),
         },
     )
