@@ -158,12 +158,14 @@ def train_forecaster(
         daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n, calendar=calendar
     )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
-    chosen = result.selection[~result.selection["thin_history"]]
+    held_out = result.held_out.set_index("model")
     evaluation = Evaluation(
-        metric=FORECASTER_METRIC,
-        value=float(chosen["mase"].mean()) if chosen["mase"].notna().any() else float("nan"),
+        metric=FORECASTER_METRIC,  # the served choice on the origin neither the choice nor the intervals saw
+        value=float(held_out.loc["chosen", "mase"]) if "chosen" in held_out.index else float("nan"),
         higher_is_better=False,
         data_fingerprint=frame_fingerprint(daily_sales[["product_id", "sales_date", "quantity"]]),
-        config=config_json({"freq": freq, "horizon": horizon, "prophet_top_n": prophet_top_n}),
+        config=config_json(
+            {"freq": freq, "horizon": horizon, "prophet_top_n": prophet_top_n, "calendar": result.calendar.rule}
+        ),
     )
     return ForecasterTraining(result, insights, evaluation)

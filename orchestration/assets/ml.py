@@ -192,6 +192,7 @@ def demand_forecaster(
     )
     result = training.result
     metrics = result.metrics.set_index("model").drop(columns="n_series").astype(float)
+    held_out = result.held_out.set_index("model")
     with mlflow_tracking.start_run(EXPERIMENT, "demand_forecaster") as run:
         mlflow.log_params(
             {"freq": result.freq, "horizon": result.horizon, "series": result.history["product_id"].nunique()}
@@ -200,7 +201,9 @@ def demand_forecaster(
             with mlflow.start_run(run_name=str(model), nested=True):
                 mlflow.log_param("model", model)
                 mlflow.log_metrics(_metric_names(row.dropna().to_dict()))
-        mlflow.log_metric("chosen_mase", training.evaluation.value)
+        mlflow.log_metric("chosen_held_out_mase", training.evaluation.value)
+        coverage = held_out["coverage"].dropna()
+        mlflow.log_metrics({f"held_out_coverage_{model}": value for model, value in coverage.items()})
         mlflow.log_figure(metric_by_candidate(metrics, "mase"), "mase_by_model.png")
         top = result.history.groupby("product_id")["quantity"].sum().nlargest(3).index.tolist()
         mlflow.log_figure(backtest_plot(result.backtest.predictions, top, list(metrics.index)), "backtest.png")
@@ -215,18 +218,20 @@ def demand_forecaster(
         mlflow.set_tags({"promotion.decision": str(decision.promote), "promotion.reason": decision.reason})
         link = mlflow_tracking.run_link(run)
     context.log.info(f"demand forecaster v{version}: {decision.reason}")
-    baseline = float(metrics.loc["seasonal_naive", "mase"])
-    comparison = {"chosen_mase": training.evaluation.value, "seasonal_naive_mase": baseline}
+    baseline = float(held_out.loc["seasonal_naive", "mase"])
+    comparison = {"chosen_held_out_mase": training.evaluation.value, "seasonal_naive_held_out_mase": baseline}
     beats = training.evaluation.value < baseline
     return dg.MaterializeResult(
         check_results=_check_results("demand_forecaster", "seasonal_naive", beats, comparison, decision),
         metadata={
-            "summary": f"MASE {training.evaluation.value:.4f} (seasonal naive {baseline:.4f}); v{version}: "
-            + decision.reason,
+            "summary": f"held-out MASE {training.evaluation.value:.4f} (seasonal naive {baseline:.4f}); "
+            f"v{version}: " + decision.reason,
             "chosen_mase": training.evaluation.value,
             "metrics_by_model": _markdown(metrics),
             "choice_by_demand_class": _markdown(_choice_by_class(result.selection)),
             "thin_history_series": int(result.selection["thin_history"].sum()),
+            "short_history_series": int((result.selection["short_history"] & ~result.selection["thin_history"]).sum()),
+            "held_out_by_model": _markdown(held_out),
             **result.calendar.as_metadata(),
             **_promotion_metadata(decision, link),
         },
