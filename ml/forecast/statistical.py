@@ -12,6 +12,8 @@ Intervals are left to the pipeline's conformal calibration on backtest residuals
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,9 @@ DESIGNED_FOR = {
     **dict.fromkeys(SEASONAL_KINDS, ("smooth", "erratic")),
     **dict.fromkeys(INTERMITTENT_KINDS, ("intermittent", "lumpy")),
 }
+# statsforecast compiles its models with numba on first use (a minute on a busy 2-core machine) and caches
+# the machine code on disk only when asked: ask, so only the first process after an install pays it.
+os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
 MIN_SEASONS = 2  # full seasons of history a series needs before a model may fit a seasonal component
 
 
