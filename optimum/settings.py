@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
+    forecast_calendar: Literal["auto", "aggregated", "order_lines"] = Field(
+        "auto",
+        description="Sales dates: auto-detect, an aggregated export (keep its last period) or order lines "
+        "(drop a partial trailing period).",
+    )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")

@@ -113,6 +113,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from orchestration.demo.generate import generate_demo_data
 
     started = time.perf_counter()
+    if args.profile != "demo":
+        from orchestration.demo.profiles import SIZES, generate_profile
+
+        if args.scale not in SIZES:
+            print(f"profile {args.profile} comes in scales {sorted(SIZES)}, not {args.scale}", file=sys.stderr)
+            return 2
+        data = generate_profile(Path(args.out), args.profile, scale=args.scale, seed=args.seed)
+        rows = f"{len(data.products)} products, {len(data.sales)} sales rows, {len(data.interactions)} interactions"
+        elapsed = time.perf_counter() - started
+        print(f"generated the {args.profile} profile ({args.scale}) in {data.landing_dir}: {rows} ({elapsed:.1f} s)")
+        return 0
     result = generate_demo_data(Path(args.out), scale=args.scale, seed=args.seed, start=args.start, days=args.days)
     print(f"generated {args.scale} demo data in {args.out} ({time.perf_counter() - started:.1f} s)")
     print(result.describe())
@@ -373,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write deterministic demo data and the lead site")
     generate.add_argument("--out", required=True)
     generate.add_argument("--scale", choices=["small", "demo", "large"], default="demo")
+    generate.add_argument(
+        "--profile",
+        choices=["demo", "long_history", "monthly_export", "weekly_short", "intermittent"],
+        default="demo",
+        help="demo: the simulated shop; the others mimic real exports (orchestration/demo/profiles.py)",
+    )
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--start", type=date.fromisoformat, default=date(2023, 1, 1))
     generate.add_argument("--days", type=int, default=730)
