@@ -32,9 +32,9 @@ from mlflow import MlflowClient
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from optimum.settings import Settings  # noqa: E402
 from orchestration import processes  # noqa: E402
 from orchestration.cli import HOST, dagster_server, mlflow_server, require_state, serving_server  # noqa: E402
-from orchestration.settings import Settings  # noqa: E402
 
 WINDOW = "1440,1000"
 

@@ -18,6 +18,8 @@ from importlib.metadata import version
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from optimum.settings import ServingSettings
+
 TITLE = "Optimum serving API"
 DESCRIPTION = """\
 Recommendations, similar items, demand forecasts and restock/spike/decline insights from the champion
@@ -47,15 +49,20 @@ ERROR_SCHEMA = {
     "additionalProperties": True,
 }
 
-# Answers every API route can give, on top of its own (serving/middleware.py, BentoML's traffic timeout).
-COMMON_ERRORS = {
-    400: "The body is not valid JSON or fails validation (`detail` lists each problem).",
-    405: "A method other than POST.",
-    413: "A body larger than 64 KiB.",
-    415: "A body that is not `application/json`.",
-    500: "An unexpected server error (the server log has the traceback).",
-    504: "The request took longer than 30 s.",
-}
+INVALID_BODY = "The body is not valid JSON or fails validation (`detail` lists each problem)."
+
+
+def common_errors(limits: ServingSettings) -> dict[int, str]:
+    """Answers every API route can give, on top of its own (serving/middleware.py, the request timeout)."""
+    return {
+        400: INVALID_BODY,
+        405: "A method other than POST.",
+        413: f"A body larger than {limits.max_body_bytes:,} bytes (OPTIMUM_SERVING_MAX_BODY_BYTES).",
+        415: "A body that is not `application/json`.",
+        500: "An unexpected server error (the server log has the traceback).",
+        504: f"The request took longer than {limits.request_timeout_seconds:g} s.",
+    }
+
 
 NO_CHAMPION = "No champion is loaded for the model this route needs yet (the body says which, and why)."
 
@@ -74,7 +81,7 @@ ROUTES: dict[str, dict] = {
     },
     "/forecast": {
         "errors": {
-            400: COMMON_ERRORS[400] + " Also a horizon past the champion's (`max_horizon` says the largest).",
+            400: INVALID_BODY + " Also a horizon past the champion's (`max_horizon` says the largest).",
             404: "The product is unknown or has never sold.",
             503: NO_CHAMPION,
         },
@@ -118,12 +125,12 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 INTERNAL_SUFFIX = "IODescriptor"  # BentoML's name for the request/response models it wraps
 
 
-def route_statuses(route: str) -> dict[int, str]:
+def route_statuses(route: str, limits: ServingSettings) -> dict[int, str]:
     """Every status code the route can answer, with what it means."""
-    return {200: "The answer.", **COMMON_ERRORS, **ROUTES[route]["errors"]}
+    return {200: "The answer.", **common_errors(limits), **ROUTES[route]["errors"]}
 
 
-def openapi_document(bentoml_spec: dict) -> dict:
+def openapi_document(bentoml_spec: dict, limits: ServingSettings) -> dict:
     """BentoML's spec with this API's own info, examples, status codes and error shape."""
     spec = json.loads(json.dumps(bentoml_spec))  # a deep copy
     spec["info"] = {"title": TITLE, "description": DESCRIPTION, "version": version("optimum")}
@@ -146,7 +153,7 @@ def openapi_document(bentoml_spec: dict) -> dict:
             str(status): ok | {"description": meaning}
             if status == 200
             else {"description": meaning, "content": {"application/json": {"schema": ERROR_REF}}}
-            for status, meaning in sorted(route_statuses(route).items())
+            for status, meaning in sorted(route_statuses(route, limits).items())
         }
         body = operation["requestBody"]["content"]["application/json"]
         body["examples"] = {name: {"value": value} for name, value in documented["examples"].items()}
@@ -160,9 +167,10 @@ class OpenApiMiddleware:
     """Answer GET /docs.json with `openapi_document` (built on first request) and GET / with the Swagger UI
     page; pass everything else on."""
 
-    def __init__(self, app: ASGIApp, bentoml_spec: Callable[[], dict]):
+    def __init__(self, app: ASGIApp, bentoml_spec: Callable[[], dict], limits: ServingSettings):
         self.app = app
         self.bentoml_spec = bentoml_spec
+        self.limits = limits
         self.document: dict | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,7 +178,7 @@ class OpenApiMiddleware:
             return await self.app(scope, receive, send)
         if scope["path"] == "/docs.json":
             if self.document is None:
-                self.document = openapi_document(self.bentoml_spec())
+                self.document = openapi_document(self.bentoml_spec(), self.limits)
             return await JSONResponse(self.document)(scope, receive, send)
         if scope["path"] == "/":
             return await HTMLResponse(SWAGGER_PAGE)(scope, receive, send)

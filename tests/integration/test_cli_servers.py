@@ -93,7 +93,14 @@ def test_stopping_the_wrapper_stops_the_server_and_frees_its_port(tmp_path, stop
 
 @pytest.mark.parametrize(
     "command",
-    [["summary"], ["up", "--port", "1"], ["serve", "--port", "1"], ["mlflow-ui", "--port", "1"], ["ui"]],
+    [
+        ["summary"],
+        ["quarantine"],
+        ["up", "--port", "1"],
+        ["serve", "--port", "1"],
+        ["mlflow-ui", "--port", "1"],
+        ["ui"],
+    ],
 )
 def test_a_command_pointed_at_a_missing_state_says_so_and_creates_nothing(tmp_path, monkeypatch, capsys, command):
     home = tmp_path / "no-state-here"

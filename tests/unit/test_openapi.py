@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from optimum.settings import ServingSettings
 from serving import schemas
 from serving.openapi import TITLE, openapi_document
 from serving.service import API_ROUTES, RecommenderService
@@ -21,7 +22,7 @@ REQUESTS = {
 
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    return openapi_document(RecommenderService.openapi_spec.asdict())
+    return openapi_document(RecommenderService.openapi_spec.asdict(), ServingSettings(max_body_bytes=1000))
 
 
 def test_the_document_describes_this_service_not_bentoml(spec):
@@ -40,6 +41,7 @@ def test_every_route_lists_every_status_code_it_can_answer(spec):
             assert response["description"], (route, status)
             if status != "200":
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        assert "1,000 bytes" in responses["413"]["description"], "the configured limit, not a constant"
 
 
 def test_request_examples_are_valid_requests_with_demo_ids(spec):

@@ -1,11 +1,14 @@
 """One typed settings object for the whole platform, read from OPTIMUM_* environment variables.
 
 Paths, the warehouse target and credentials are decided here and nowhere else; dbt, Dagster, MLflow and
-BentoML receive what they need from `Settings` (see `Settings.dbt_env`).
+BentoML receive what they need from `Settings` (see `Settings.dbt_env` and `Settings.as_env`). It lives
+outside both the Dagster code location (`orchestration`) and the inference service (`serving`) so that
+each depends on it, and neither on the other.
 """
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +26,38 @@ EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 class Target(StrEnum):
     DUCKDB = "duckdb"
     POSTGRES = "postgres"
+
+
+class ServingSettings(BaseSettings):
+    """How the inference service runs (OPTIMUM_SERVING_*): read once, before BentoML starts its workers."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_SERVING_", extra="ignore")
+
+    refresh_seconds: float = Field(
+        60.0, ge=0, description="How often the service checks for a newly promoted champion; 0: never."
+    )
+    workers: int = Field(1, ge=1, description="Worker processes of the service.")
+    access_log: bool = Field(False, description="Log every request (costs about as much CPU as answering it).")
+    tracing: bool = Field(False, description="OpenTelemetry spans on the API routes.")
+    max_body_bytes: int = Field(64 * 1024, ge=1, description="Larger request bodies are refused with 413.")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
+
+
+class LandingSettings(BaseSettings):
+    """What a delivery may contain before its rows are quarantined (OPTIMUM_LANDING_*); dates are judged
+    against the data's own dates, never the wall clock."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_LANDING_", extra="ignore")
+
+    date_years_before: int = Field(
+        25, ge=0, description="Dates more than this many years before the data's dates are out_of_range_date."
+    )
+    date_days_after: int = Field(
+        366, ge=0, description="Dates more than this many days after the data's dates are out_of_range_date."
+    )
+    quarantine_warn_rate: float = Field(
+        0.05, ge=0, le=1, description="The quarantine_rate check warns when a delivery quarantines more."
+    )
 
 
 class Settings(BaseSettings):
@@ -47,7 +82,14 @@ class Settings(BaseSettings):
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
+    forecast_calendar: Literal["auto", "aggregated", "order_lines"] = Field(
+        "auto",
+        description="Sales dates: auto-detect, an aggregated export (keep its last period) or order lines "
+        "(drop a partial trailing period).",
+    )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
+    landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod
@@ -108,6 +150,21 @@ class Settings(BaseSettings):
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""
+        return _as_env(self, "OPTIMUM_")
+
     def ensure_dirs(self) -> None:
         for path in (self.home, self.dagster_home, self.mlflow_dir, self.bentoml_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _as_env(settings: BaseSettings, prefix: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        nested = getattr(settings, name)
+        if isinstance(nested, BaseSettings):
+            env |= _as_env(nested, nested.model_config["env_prefix"])
+        else:
+            env[f"{prefix}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
