@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     scrape_requests_per_second: float = Field(10.0, gt=0, description="Per-host rate limit of the scraper.")
     expectations_dir: Path = Field(EXPECTATIONS_DIR, description="Great Expectations suites (JSON).")
     mlflow_tracking_uri: str = Field("", description="MLflow server; empty: a SQLite store under home/mlflow.")
+    mlflow_ui_url: str = Field(
+        "http://127.0.0.1:5000",
+        description="The MLflow UI asset metadata links runs to (`make mlflow-ui`); a tracking server is its own.",
+    )
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")

@@ -37,13 +37,12 @@ def _markdown(frame: pd.DataFrame, digits: int = 4) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.round(dict.fromkeys(numeric, digits)).to_markdown())
 
 
-def _promotion_metadata(decision: PromotionDecision, link: str) -> dict:
+def _promotion_metadata(decision: PromotionDecision) -> dict:
     return {
         "challenger_version": decision.challenger_version,
         "champion_version": decision.challenger_version if decision.promote else str(decision.champion_version),
         "promoted": decision.promote,
         "promotion_reason": decision.reason,
-        "mlflow_run": link,
     }
 
 
@@ -154,12 +153,13 @@ def recommender(
         metadata={
             "summary": f"{training.key} ({training.recency.label}): test ndcg@10 {chosen:.4f} "
             f"(stronger popularity, {training.baseline}: {baseline:.4f}); v{version}: " + decision.reason,
+            "mlflow_run": dg.MetadataValue.url(link),  # first after the summary: the way to the run's details
             "chosen": training.key,
             "recency": training.recency.label,
             RECOMMENDER_METRIC: float(chosen),
             "metrics_by_candidate": _markdown(training.candidates.drop(columns="params")),
             **{f"count_{key}": value for key, value in training.counts.items()},
-            **_promotion_metadata(decision, link),
+            **_promotion_metadata(decision),
         },
     )
 
@@ -226,6 +226,7 @@ def demand_forecaster(
         metadata={
             "summary": f"held-out MASE {training.evaluation.value:.4f} (seasonal naive {baseline:.4f}); "
             f"v{version}: " + decision.reason,
+            "mlflow_run": dg.MetadataValue.url(link),
             "chosen_mase": training.evaluation.value,
             "metrics_by_model": _markdown(metrics),
             "choice_by_demand_class": _markdown(_choice_by_class(result.selection)),
@@ -233,7 +234,7 @@ def demand_forecaster(
             "short_history_series": int((result.selection["short_history"] & ~result.selection["thin_history"]).sum()),
             "held_out_by_model": _markdown(held_out),
             **result.calendar.as_metadata(),
-            **_promotion_metadata(decision, link),
+            **_promotion_metadata(decision),
         },
     )
 
