@@ -37,6 +37,7 @@ from serving.engine import HorizonTooLarge, ServingState
 from serving.leads import LeadsRequest, LeadsResponse, ScoreLeadRequest, ScoreLeadResponse
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
 from serving.models import CHAMPION_ALIAS, load_champions
+from serving.openapi import OpenApiMiddleware
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -210,4 +211,7 @@ class RecommenderService:
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)
 RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES, max_body=SETTINGS.serving.max_body_bytes)
+RecommenderService.add_asgi_middleware(
+    OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
+)
 quiet_validation_errors()
