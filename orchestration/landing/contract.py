@@ -88,6 +88,7 @@ LEAD_STATUS = Source(
     columns=("lead_key", "phone", "website", "status", "changed_at", "owner", "note"),
     required=("status", "changed_at"),
     key=("lead_key", "phone", "website", "status", "changed_at"),
+    values=("owner", "note"),
 )
 LANDING_SOURCES = (PRODUCTS, SALES, INTERACTIONS, LEAD_STATUS)
 PLACE_RESULTS = "place_results"  # raw table of the Places-style API connector (LEAD_FIELDS + PLACE_FIELDS)

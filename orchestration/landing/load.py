@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimum.settings import LandingSettings
-from orchestration.landing.contract import INTERACTIONS, PRODUCTS, SALES, Reason, Source
+from orchestration.landing.contract import INTERACTIONS, LEAD_STATUS, PRODUCTS, SALES, Reason, Source
 from orchestration.landing.raw_tables import RAW_COLUMNS, ensure_raw_schema, next_load_id, qualified, quarantine_table
 from orchestration.landing.read import printable
 from orchestration.landing.validate import (
@@ -146,7 +146,7 @@ def _record_load(
     conn.append(qualified("load_log"), log)
 
 
-_DATE_COLUMN = {SALES.name: "order_date", INTERACTIONS.name: "event_at"}
+_DATE_COLUMN = {SALES.name: "order_date", INTERACTIONS.name: "event_at", LEAD_STATUS.name: "changed_at"}
 
 
 class _Loaded:
