@@ -296,6 +296,7 @@ def validate_rows(
         triage.flag(bad_rating, Reason.INVALID_RATING, lambda r: "rating=" + r["rating"] + " not in [1, 5]")
         typed["session_id"] = rows["session_id"].replace("", None)
         typed = typed.drop(columns="timestamp")
+        stamp_column = ("event_at", "timestamp")
     elif source is LEAD_STATUS:
         no_reference = (rows["lead_key"] == "") & (rows["phone"] == "") & (rows["website"] == "")
         triage.flag(no_reference, Reason.UNRESOLVED_LEAD, lambda r: "lead_key, phone and website are all empty")
@@ -313,7 +314,6 @@ def validate_rows(
         for column in ("lead_key", "phone", "website", "owner", "note"):
             typed[column] = rows[column].replace("", None)
         stamp_column = ("changed_at", "changed_at")
-        stamp_column = ("event_at", "timestamp")
 
     if date_window is not None and stamp_column is not None:
         typed_column, raw_column = stamp_column

@@ -22,7 +22,7 @@ def client(store, tmp_path_factory):
     env = server_env(tmp_path_factory.mktemp("lead-home"), store.tracking_uri)
     log = tmp_path_factory.mktemp("logs") / "server.log"
     with (
-        running_server(env, log, ready_path="/livez") as server,
+        running_server(env, log, ready_path="/livez", timeout=300) as server,
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):
         yield client

@@ -49,3 +49,14 @@ def test_good_rows_are_typed_with_any_one_reference():
     assert good["lead_key"].isna().tolist() == [True, False, True] and good["lead_key"].iloc[1] == "abc123"
     assert good["website"].iloc[2] == "https://x.example"
     assert good["owner"].isna().tolist() == [False, True, False]
+
+
+def test_changed_at_far_from_the_deliverys_own_dates_is_out_of_range():
+    from orchestration.landing.validate import DateWindow
+
+    body = b"".join(b",555000%d,,contacted,2024-03-0%dT10:00:00Z,ann,\n" % (i, i) for i in range(1, 8))
+    body += b",5559999,,won,1900-01-01T00:00:00Z,ann,\n"
+    parsed = parse_landing_file("lead_status.csv", HEADER + body, LEAD_STATUS)
+    result = validate_rows(parsed, LEAD_STATUS, pd.Index([]), pd.Series(dtype="str"), DateWindow(5, 30))
+    assert len(result.good) == 7
+    assert result.quarantined["reason"].tolist() == [Reason.OUT_OF_RANGE_DATE.value]
