@@ -167,6 +167,16 @@ class Warehouse(ABC):
         with self.transaction() as conn:
             return int(conn.scalar(f"SELECT count(*) FROM {table}"))
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> the warehouse's type name, in table order."""
+        schema, name = table.split(".")
+        columns = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (schema, name),
+        )
+        return dict(zip(columns["column_name"], columns["data_type"], strict=True))
+
 
 class DuckDBWarehouse(Warehouse):
     target = Target.DUCKDB
