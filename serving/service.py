@@ -29,12 +29,13 @@ import bentoml
 from starlette.responses import JSONResponse
 
 import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request timeout timers)
-from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, HorizonTooLarge
 from ml.recommend import UnknownItemError
+from ml.registry import CHAMPION
 from optimum.settings import ServingSettings, Settings
-from serving.engine import HorizonTooLarge, ServingState
+from serving.engine import ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
-from serving.models import CHAMPION_ALIAS, load_champions
+from serving.models import load_champions
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -85,7 +86,7 @@ def no_champion(state: ServingState, name: str) -> JSONResponse:
     picked_up = "the service picks it up without a restart." if SETTINGS.serving.refresh_seconds else "restart."
     return error(
         503,
-        f"no champion is registered yet for {name!r} (alias {CHAMPION_ALIAS!r}): {reason}. Train and "
+        f"no champion is registered yet for {name!r} (alias {CHAMPION!r}): {reason}. Train and "
         + f"register one; {picked_up}",
         model=name,
     )
