@@ -43,6 +43,23 @@ class ServingSettings(BaseSettings):
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
 
 
+class LandingSettings(BaseSettings):
+    """What a delivery may contain before its rows are quarantined (OPTIMUM_LANDING_*); dates are judged
+    against the data's own dates, never the wall clock."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_LANDING_", extra="ignore")
+
+    date_years_before: int = Field(
+        25, ge=0, description="Dates more than this many years before the data's dates are out_of_range_date."
+    )
+    date_days_after: int = Field(
+        366, ge=0, description="Dates more than this many days after the data's dates are out_of_range_date."
+    )
+    quarantine_warn_rate: float = Field(
+        0.05, ge=0, le=1, description="The quarantine_rate check warns when a delivery quarantines more."
+    )
+
+
 class Settings(BaseSettings):
     """Where state lives and which warehouse the platform writes to."""
 
@@ -69,6 +86,7 @@ class Settings(BaseSettings):
     )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
+    landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod
