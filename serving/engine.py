@@ -13,7 +13,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from threading import Lock
 from typing import Any
@@ -23,6 +23,7 @@ import pandas as pd
 
 from ml.recommend import Recommender, UnknownItemError
 from ml.recommend.base import top_k
+from ml.search import ProductSearch
 from serving.models import Champion, Champions
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
@@ -30,6 +31,7 @@ logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its serve
 MAX_COUNT = 100  # the most items one request may ask for (the request schemas enforce it)
 SIMILAR_CACHE_SIZE = 8192  # products whose similar-items list is kept, at MAX_COUNT items each
 USER_CACHE_SIZE = 50_000  # users whose top MAX_COUNT is kept (two small arrays each, about 2 kB)
+RESPONSE_CACHE_SIZE = 20_000  # serialized 200 answers kept per state (about 1-2 kB each at count 10)
 
 
 def _number(value: Any) -> float | None:
@@ -41,7 +43,7 @@ def _number(value: Any) -> float | None:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 class _LRU:
@@ -78,6 +80,8 @@ class RecommenderEngine:
         self.fast = isinstance(recommender, Recommender) and recommender.data is not None and catalog is not None
         self._similar = _LRU(SIMILAR_CACHE_SIZE)
         self._user_top = _LRU(USER_CACHE_SIZE)
+        self.products = _catalog_rows(catalog) if catalog is not None else {}
+        self.searcher = ProductSearch(catalog) if catalog is not None else None
         if not self.fast:
             return
         self.recommender = recommender
@@ -133,6 +137,31 @@ class RecommenderEngine:
         cold = bool(frame["cold_start"].iloc[0]) if len(frame) else False
         return cold, _records(frame, "product_id")
 
+    def personal_scores(self, user_id: str) -> pd.Series | None:
+        """The recommender's score of every fitted product for a known user (seen ones included); else None."""
+        if not self.fast or (position := self.data.user_index.get(user_id)) is None:
+            return None
+        row = np.asarray(self.recommender.score_all(np.array([position])), dtype=np.float64).reshape(-1)
+        return pd.Series(row, index=self.data.item_ids.astype(str))
+
+    def search(self, query: str, user_id: str | None, count: int, weight: float) -> tuple[bool, list[dict[str, Any]]]:
+        """(personalized, items) for a query; raises ml.search.InvalidQuery for an empty or absurd one."""
+        if self.searcher is None:
+            raise TypeError("this recommender package carries no catalogue to search")
+        personal = self.personal_scores(user_id) if user_id is not None else None
+        hits = self.searcher.search(query, count, personal, weight)
+        items = [
+            {
+                **self.products[hit.product_id],
+                "score": hit.score,
+                "lexical_score": hit.lexical_score,
+                "personal_score": hit.personal_score,
+                "rank": rank,
+            }
+            for rank, hit in enumerate(hits, start=1)
+        ]
+        return personal is not None, items
+
     def similar_items(self, product_id: str, count: int) -> list[dict[str, Any]]:
         """The `count` items most like `product_id`; raises UnknownItemError for a product not fitted on."""
         if self.fast and product_id not in self.data.item_index:
@@ -142,6 +171,22 @@ class RecommenderEngine:
             rows = _records(self.package.similar_items(product_id, MAX_COUNT), "similar_product_id")
             self._similar.put(product_id, rows)
         return rows[:count]
+
+
+def _catalog_rows(catalog: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    brands = catalog["brand"] if "brand" in catalog.columns else [None] * len(catalog)
+    return {
+        str(pid): {
+            "product_id": str(pid),
+            "name": _text(name),
+            "category": _text(category),
+            "brand": _text(brand),
+            "price": _number(price),
+        }
+        for pid, name, category, brand, price in zip(
+            catalog.index, catalog["name"], catalog["category"], brands, catalog["price"], strict=True
+        )
+    }
 
 
 def _records(frame: pd.DataFrame, id_column: str) -> list[dict[str, Any]]:
@@ -250,6 +295,8 @@ class ServingState:
     champions: Champions
     recommender: RecommenderEngine | None
     forecaster: ForecastEngine | None
+    # (route, request body) -> (serialized 200 answer, model version); dies with the state it answered for.
+    responses: _LRU = field(default_factory=lambda: _LRU(RESPONSE_CACHE_SIZE), compare=False, repr=False)
 
     @classmethod
     def build(cls, champions: Champions, previous: ServingState | None = None) -> ServingState:

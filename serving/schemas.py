@@ -2,7 +2,9 @@
 publishes them in the OpenAPI spec at /docs.json).
 
 Requests are strict: unknown fields, numbers sent as strings or booleans, empty or blank ids and counts
-outside 1..100 are rejected with 400 and the pydantic reason, before any model code runs.
+outside 1..100 are rejected with 400 and the pydantic reason, before any model code runs. Every
+constraint is one the OpenAPI spec states (serving/api.py publishes these schemas), so a body the spec
+allows is never refused and one it forbids never accepted.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ml.search import MAX_QUERY_CHARS
 from serving.engine import MAX_COUNT
 
-Id = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=128)]
+# Not stripped (the spec could not say so): an id must contain a non-blank character.
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"\S")]
 Count = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT, description=f"Items to return, 1 to {MAX_COUNT}.")]
 
 
@@ -41,6 +45,15 @@ class ForecastRequest(_Request):
 
 class InsightsRequest(_Request):
     product_id: Id | None = Field(None, description="One product's alerts; omitted or null: every product's.")
+
+
+class SearchRequest(_Request):
+    q: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_QUERY_CHARS)] = Field(
+        description="Words to look for in product names, categories and brands (case, accents and small "
+        "typos do not matter). A query with no letters or digits is refused with 400."
+    )
+    user_id: Id | None = Field(None, description="A known customer gets the matches re-ranked for them.")
+    count: Count = 10
 
 
 class Item(BaseModel):
@@ -85,6 +98,45 @@ class Insight(BaseModel):
     product_id: str
     insight_type: str = Field(description="restock, spike or decline.")
     details: str
+
+
+class SearchItem(BaseModel):
+    product_id: str
+    name: str | None
+    category: str | None
+    brand: str | None
+    price: float | None
+    score: float = Field(description="The ranking score: (1 - w) * lexical_score + w * personal_score.")
+    lexical_score: float = Field(description="BM25 relevance, 1 for the query's best match.")
+    personal_score: float | None = Field(
+        description="The recommender's score for the customer, scaled to 0..1 over the matches; null when "
+        "not personalized."
+    )
+    rank: int
+
+
+class SearchResponse(BaseModel):
+    q: str
+    user_id: str | None
+    personalized: bool = Field(description="True when user_id is a customer the recommender knows.")
+    personal_weight: float = Field(description="w: the share of personal_score in score.")
+    model_version: str
+    items: list[SearchItem]
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every non-200 answer: `error` says why; a refused body also lists each problem in `detail`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: list[ValidationIssue] | None = None
 
 
 class InsightsResponse(BaseModel):
