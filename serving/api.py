@@ -1,17 +1,19 @@
 """The API routes: a lean FastAPI app that BentoML mounts (serving/service.py), and its exact OpenAPI spec.
 
-Each route takes the body serving/middleware.py already read and bounded, parses it with orjson, checks
-nesting and sizes, validates it with the pydantic request model of serving/schemas.py and answers bytes
-serialized once: a 200 for a body already answered under the same champion comes from the state's
-response cache (serving/engine.py `ServingState.responses`, dropped with the state when a champion
-changes), so a repeated question costs a dict lookup. No FastAPI body or response model machinery runs
-per request; the spec is declared here instead, in OpenAPI 3.0 terms (nullable, no $defs), listing
-every status a route can answer.
+The request gate (serving/middleware.py) calls each route's `answer` (ROUTES) with the body it read and
+bounded; the route parses it with orjson, checks nesting and sizes, validates it with the pydantic
+request model of serving/schemas.py and answers bytes serialized once. A 200 for a body already
+answered under the same champions comes from the state's response cache (serving/engine.py
+`ServingState.responses`, dropped with the state when a champion changes), so a repeated question costs
+a dict lookup. No FastAPI routing, body or response-model machinery runs per request: the FastAPI app
+carries the spec, declared here in OpenAPI 3.0 terms (nullable, no $defs) with every status a route
+can answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -24,7 +26,6 @@ from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.recommend import UnknownItemError
 from ml.search import InvalidQuery
 from serving.engine import HorizonTooLarge, ServingState
-from serving.middleware import BODY_KEY
 from serving.models import CHAMPION_ALIAS
 from serving.schemas import (
     ErrorBody,
@@ -43,21 +44,52 @@ from serving.schemas import (
 CACHEABLE_BODY = 512  # bytes: longer bodies are answered without the response cache
 
 api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-ROUTE_SCOPES: dict[str, str] = {}  # path -> token scope it needs (serving/auth.py SCOPES)
 
 
 class Answer(Exception):
     """A non-200 answer raised from anywhere in a route: status, message and extra fields."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any):
-        self.status, self.headers, self.body = status, headers, {"error": message, **extra}
+    def __init__(self, status: int, message: str, **extra: Any):
+        self.status, self.body = status, {"error": message, **extra}
 
 
-def json_response(status: int, body: Any, model_version: str | None = None, headers=None) -> Response:
-    response = Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-    if model_version is not None:
-        response.headers["x-model-version"] = model_version
-    return response
+@dataclass(frozen=True)
+class Reply:
+    """An answer already serialized: what the gate sends as two ASGI messages, and what the cache keeps."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    @classmethod
+    def json(cls, status: int, content: Any, model_version: str | None = None) -> Reply:
+        headers = ((b"x-model-version", model_version.encode()),) if model_version is not None else ()
+        return cls(status, orjson.dumps(content), headers)
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.body)).encode()),
+            *self.headers,
+        ]
+
+    def response(self) -> Response:
+        response = Response(self.body, status_code=self.status)
+        response.raw_headers = self.raw_headers
+        return response
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """A POST route: the token scope it needs and the function answering a request body."""
+
+    path: str
+    scope: str
+    answer: Callable[[bytes], Awaitable[Reply]]
+
+
+ROUTES: dict[str, ApiRoute] = {}
 
 
 # --- parsing --------------------------------------------------------------------------------------------
@@ -73,37 +105,43 @@ def _check_bounds(value: Any, depth: int, max_depth: int, max_items: int) -> Non
             _check_bounds(child, depth + 1, max_depth, max_items)
 
 
-def parse(request: Request, model: type[BaseModel]) -> BaseModel:
+def settings():
+    return api.state.settings
+
+
+def parse(body: bytes, model: type[BaseModel]) -> BaseModel:
     """The body as `model`, or Answer(400) that says why (pydantic's reasons in `detail`)."""
-    body = request.scope[BODY_KEY]
     if not body.strip():
         raise Answer(400, "the request body is empty: send a JSON object")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Answer(400, f"Invalid JSON: {error}") from None
-    serving = request.app.state.settings.serving
+    serving = settings().serving
     _check_bounds(value, 1, serving.max_json_depth, serving.max_json_items)
     try:
         return model.model_validate(value)
     except ValidationError as error:
         detail = [
-            {"loc": [str(part) if not isinstance(part, int) else part for part in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            {
+                "loc": [str(part) if not isinstance(part, int) else part for part in e["loc"]],
+                "msg": e["msg"],
+                "type": e["type"],
+            }
             for e in error.errors(include_url=False, include_input=False, include_context=False)
         ]
         raise Answer(400, "the request body is not valid: see detail", detail=detail) from None
 
 
-def state(request: Request) -> ServingState:
-    return request.app.state.service.state
+def state() -> ServingState:
+    return api.state.service.state
 
 
-def no_champion(request: Request, name: str) -> Answer:
-    current = state(request)
-    reason = current.champions.missing.get(name, "not loaded")
+def no_champion(name: str) -> Answer:
+    reason = state().champions.missing.get(name, "not loaded")
     picked_up = (
         "the service picks it up without a restart."
-        if request.app.state.settings.serving.refresh_seconds > 0
+        if settings().serving.refresh_seconds > 0
         else "restart the service."
     )
     return Answer(
@@ -160,18 +198,28 @@ NOT_FOUND = {404: "The product is unknown to the champion."}
 
 def route(
     path: str, scope: str, request_model: type[BaseModel], response_model: type[BaseModel], errors: dict[int, str]
-) -> Callable[[Callable[[Request], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
-    """Register a POST route with its spec; Answer exceptions become JSON answers."""
+) -> Callable[[Callable[[bytes], Awaitable[Reply]]], ApiRoute]:
+    """Register a POST route: in ROUTES for the gate, and in the FastAPI app for its spec. Answer
+    exceptions become JSON answers, and a 200 is kept in the state's response cache."""
 
-    def register(handler: Callable[[Request], Awaitable[Response]]):
-        async def endpoint(request: Request) -> Response:
+    def register(handler: Callable[[bytes], Awaitable[Reply]]) -> ApiRoute:
+        async def answer(body: bytes) -> Reply:
+            current = state()
+            key = (path, body) if len(body) <= CACHEABLE_BODY else None
+            if key is not None and (hit := current.responses.get(key)) is not None:
+                return hit
             try:
-                return await handler(request)
-            except Answer as answer:
-                return json_response(answer.status, answer.body, headers=answer.headers)
+                reply = await handler(body)
+            except Answer as refused:
+                reply = Reply.json(refused.status, refused.body)
+            if key is not None and reply.status == 200:
+                current.responses.put(key, reply)
+            return reply
 
-        endpoint.__name__ = handler.__name__
-        endpoint.__doc__ = handler.__doc__
+        async def endpoint(request: Request) -> Response:  # the app on its own; behind the gate, never reached
+            return (await answer(await request.body())).response()
+
+        endpoint.__name__, endpoint.__doc__ = handler.__name__, handler.__doc__
         responses: dict[int | str, Any] = {
             200: {"description": "OK", "content": {"application/json": {"schema": openapi30(response_model)}}}
         }
@@ -188,118 +236,93 @@ def route(
             response_class=Response,
             responses=responses,
             openapi_extra={
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": openapi30(request_model)}},
-                }
+                "requestBody": {"required": True, "content": {"application/json": {"schema": openapi30(request_model)}}}
             },
         )
-        ROUTE_SCOPES[path] = scope
-        return endpoint
+        ROUTES[path] = ApiRoute(path, scope, answer)
+        return ROUTES[path]
 
     return register
-
-
-def cached(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """Serve a 200 already given for the same route, body and champions from the state's response cache."""
-
-    async def answer(request: Request) -> Response:
-        body = request.scope[BODY_KEY]
-        current = state(request)
-        key = (request.scope["path"], body) if len(body) <= CACHEABLE_BODY else None
-        if key is not None and (hit := current.responses.get(key)) is not None:
-            content, version = hit
-            return Response(content, media_type="application/json", headers={"x-model-version": version})
-        response = await handler(request)
-        if key is not None and response.status_code == 200:
-            current.responses.put(key, (response.body, response.headers["x-model-version"]))
-        return response
-
-    answer.__name__, answer.__doc__ = handler.__name__, handler.__doc__
-    return answer
 
 
 # --- routes -------------------------------------------------------------------------------------------
 
 
 @route("/recommend", "predict", RecommendRequest, RecommendResponse, {})
-@cached
-async def recommend(request: Request) -> Response:
+async def recommend(body: bytes) -> Reply:
     """Top `count` products for a customer, best first; a customer the model never saw gets the popular
     items, with cold_start true."""
-    ask = parse(request, RecommendRequest)
-    engine = state(request).recommender
+    ask = parse(body, RecommendRequest)
+    engine = state().recommender
     if engine is None:
-        raise no_champion(request, RECOMMENDER_MODEL_NAME)
+        raise no_champion(RECOMMENDER_MODEL_NAME)
     cold_start, items = engine.recommend(ask.user_id, ask.count)
-    body = {"user_id": ask.user_id, "model_version": engine.version, "cold_start": cold_start, "items": items}
-    return json_response(200, body, engine.version)
+    content = {"user_id": ask.user_id, "model_version": engine.version, "cold_start": cold_start, "items": items}
+    return Reply.json(200, content, engine.version)
 
 
 @route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse, NOT_FOUND)
-@cached
-async def similar_items(request: Request) -> Response:
+async def similar_items(body: bytes) -> Reply:
     """The `count` products most similar to one product (bought or viewed by the same customers)."""
-    ask = parse(request, SimilarItemsRequest)
-    engine = state(request).recommender
+    ask = parse(body, SimilarItemsRequest)
+    engine = state().recommender
     if engine is None:
-        raise no_champion(request, RECOMMENDER_MODEL_NAME)
+        raise no_champion(RECOMMENDER_MODEL_NAME)
     try:
         items = engine.similar_items(ask.product_id, ask.count)
     except UnknownItemError:
         raise unknown_product(ask.product_id, "the recommender has no interactions with it") from None
-    return json_response(200, {"product_id": ask.product_id, "model_version": engine.version, "items": items}, engine.version)
+    return Reply.json(
+        200, {"product_id": ask.product_id, "model_version": engine.version, "items": items}, engine.version
+    )
 
 
 @route("/forecast", "predict", ForecastRequest, ForecastResponse, NOT_FOUND)
-@cached
-async def forecast(request: Request) -> Response:
+async def forecast(body: bytes) -> Reply:
     """Demand forecast of one product for the next `horizon` periods, with its 80% interval."""
-    ask = parse(request, ForecastRequest)
-    engine = state(request).forecaster
+    ask = parse(body, ForecastRequest)
+    engine = state().forecaster
     if engine is None:
-        raise no_champion(request, FORECASTER_MODEL_NAME)
+        raise no_champion(FORECASTER_MODEL_NAME)
     try:
         found = engine.forecast(ask.product_id, ask.horizon)
     except HorizonTooLarge as exc:
         raise Answer(400, str(exc), max_horizon=exc.horizon, freq=exc.freq) from None
     except UnknownItemError:
         raise unknown_product(ask.product_id, "no forecast: the product is unknown or has never sold") from None
-    body = {"product_id": ask.product_id, "model_version": engine.version, "freq": engine.freq, **found}
-    return json_response(200, body, engine.version)
+    content = {"product_id": ask.product_id, "model_version": engine.version, "freq": engine.freq, **found}
+    return Reply.json(200, content, engine.version)
 
 
 @route("/insights", "predict", InsightsRequest, InsightsResponse, NOT_FOUND)
-@cached
-async def insights(request: Request) -> Response:
+async def insights(body: bytes) -> Reply:
     """Restock, spike and decline alerts from the forecast: one product's, or all of them."""
-    ask = parse(request, InsightsRequest)
-    engine = state(request).forecaster
+    ask = parse(body, InsightsRequest)
+    engine = state().forecaster
     if engine is None:
-        raise no_champion(request, FORECASTER_MODEL_NAME)
+        raise no_champion(FORECASTER_MODEL_NAME)
     try:
         rows = engine.insights(ask.product_id)
     except UnknownItemError:
         raise unknown_product(ask.product_id, "not in the forecaster's catalog") from None
-    body = {"model_version": engine.version, "product_id": ask.product_id, "insights": rows}
-    return json_response(200, body, engine.version)
+    content = {"model_version": engine.version, "product_id": ask.product_id, "insights": rows}
+    return Reply.json(200, content, engine.version)
 
 
 @route("/search", "predict", SearchRequest, SearchResponse, {})
-@cached
-async def search(request: Request) -> Response:
+async def search(body: bytes) -> Reply:
     """Products whose name, category or brand match the words of `q` (BM25), best first; with a known
     `user_id`, re-ranked by the recommender's scores for that customer (both scores shown per item)."""
-    ask = parse(request, SearchRequest)
-    engine = state(request).recommender
+    ask = parse(body, SearchRequest)
+    engine = state().recommender
     if engine is None:
-        raise no_champion(request, RECOMMENDER_MODEL_NAME)
-    weight = request.app.state.settings.serving.search_personal_weight
+        raise no_champion(RECOMMENDER_MODEL_NAME)
+    weight = settings().serving.search_personal_weight
     try:
         personalized, items = engine.search(ask.q, ask.user_id, ask.count, weight)
     except InvalidQuery as exc:
         raise Answer(400, f"invalid query: {exc}") from None
-    body = {
+    content = {
         "q": ask.q,
         "user_id": ask.user_id,
         "personalized": personalized,
@@ -307,4 +330,4 @@ async def search(request: Request) -> Response:
         "model_version": engine.version,
         "items": items,
     }
-    return json_response(200, body, engine.version)
+    return Reply.json(200, content, engine.version)

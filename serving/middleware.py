@@ -12,28 +12,29 @@ On the API routes, in this order, each refusal a JSON {"error": ...} answer:
   more than `max_queue_seconds` behind (serving/limits.py);
 - 413 for a body over `max_body` bytes: refused from Content-Length before reading, and a chunked body
   is read only until it passes the limit, so a worker never holds more than `max_body` of one request.
-The body read here is handed to the route in the scope (`optimum.body`); nothing else reads it again.
+The body read here goes straight to the route's answer function (serving/api.py ROUTES): the API
+routes are dispatched here, without a second routing pass through BentoML's and FastAPI's routers.
 
 GET /docs redirects to BentoML's Swagger UI at /.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import Authenticator, Principal, token_store
 from serving.limits import LagMonitor, RateLimiter, retry_after_header
 
-BODY_KEY = "optimum.body"
 METRICS_PATH_KEY = "optimum.path"  # the real path, when the metrics label was collapsed (bentoml_patches)
 OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -65,9 +66,10 @@ class PayloadTooLarge(Exception):
 
 
 class ApiGateway:
-    def __init__(self, app: ASGIApp, route_scopes: Mapping[str, str], settings) -> None:
+    def __init__(self, app: ASGIApp, routes: Mapping[str, Any], settings) -> None:
+        """`routes`: path -> serving.api.ApiRoute (its token `scope` and `answer(body) -> Reply`)."""
         self.app = app
-        self.route_scopes = dict(route_scopes)
+        self.routes = dict(routes)
         serving = settings.serving
         self.max_body = serving.max_body_bytes
         self.auth = Authenticator(token_store(settings), required=settings.environment == "production")
@@ -101,33 +103,35 @@ class ApiGateway:
         try:
             if path in ("/docs", "/docs/"):
                 return await RedirectResponse("/", status_code=307)(scope, receive, send_with_id)
-            scope_needed = self.route_scopes.get(path)
-            if scope_needed is None:
+            route = self.routes.get(path)
+            if route is None:
                 return await self.app(scope, receive, send_with_id)
-            principal, response = self._check(scope, scope_needed)
+            principal, response = self._check(scope, route.scope)
             if response is None:
                 try:
-                    scope[BODY_KEY] = await self._read_body(scope, receive)
+                    body = await self._read_body(receive)
                 except PayloadTooLarge:
                     response = too_large(self.max_body)
             if response is not None:
                 return await response(scope, receive, send_with_id)
-            return await self.app(scope, receive, send_with_id)
+            reply = await route.answer(body)
+            await send_with_id({"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers})
+            await send_with_id({"type": "http.response.body", "body": reply.body})
         finally:
-            route = path if path in self.route_scopes or path in ("/", "/docs.json") else "/{other}"
+            label = path if path in self.routes or path in ("/", "/docs.json") else "/{other}"
             request_log.info(
-                json.dumps(
+                orjson.dumps(
                     {
                         "event": "request",
                         "request_id": request_id.decode("latin-1"),
                         "token": principal.name if principal else None,
                         "method": scope["method"],
-                        "route": route,
+                        "route": label,
                         "status": outcome["status"],
                         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                         "model_version": outcome["model_version"],
                     }
-                )
+                ).decode()
             )
 
     def _check(self, scope: Scope, scope_needed: str) -> tuple[Principal | None, JSONResponse | None]:
@@ -161,7 +165,9 @@ class ApiGateway:
         caller = principal.name if principal else "address:" + (scope.get("client") or ("?",))[0]
         if wait := self.limiter.retry_after(caller):
             return principal, refusal(
-                429, f"rate limit of {self.limiter.rate:g} requests/s exceeded", {"Retry-After": retry_after_header(wait)}
+                429,
+                f"rate limit of {self.limiter.rate:g} requests/s exceeded",
+                {"Retry-After": retry_after_header(wait)},
             )
         self.lag.ensure_running()
         if self.lag.overloaded:
@@ -172,7 +178,7 @@ class ApiGateway:
             return principal, too_large(self.max_body)
         return principal, None
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive) -> bytes:
         """The whole body, or PayloadTooLarge as soon as it passes max_body (the rest is never read)."""
         chunks, size = [], 0
         while True:

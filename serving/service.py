@@ -28,7 +28,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from orchestration.settings import ServingSettings, Settings
 from serving import bentoml_patches
-from serving.api import ROUTE_SCOPES, api
+from serving.api import ROUTES, api
 from serving.engine import ServingState
 from serving.middleware import OPEN_PATHS, ApiGateway
 from serving.models import load_champions
@@ -47,7 +47,7 @@ def service_config(serving: ServingSettings) -> dict:
         "logging": {"access": {"enabled": serving.access_log, "skip_paths": sorted(OPEN_PATHS)}},
     }
     if not serving.tracing:
-        config["tracing"] = {"excluded_urls": [*ROUTE_SCOPES, *OPEN_PATHS]}
+        config["tracing"] = {"excluded_urls": [*ROUTES, *OPEN_PATHS]}
     return config
 
 
@@ -137,5 +137,5 @@ if SETTINGS.serving.cors_allow_list:  # outside the gate, so refusals carry CORS
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"],
     )
-RecommenderService.add_asgi_middleware(ApiGateway, route_scopes=ROUTE_SCOPES, settings=SETTINGS)
-bentoml_patches.collapse_unknown_metric_paths(frozenset({*ROUTE_SCOPES, *OPEN_PATHS, "/", "/docs.json", "/docs"}))
+RecommenderService.add_asgi_middleware(ApiGateway, routes=ROUTES, settings=SETTINGS)
+bentoml_patches.collapse_unknown_metric_paths(frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs"}))
