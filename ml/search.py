@@ -1,7 +1,9 @@
 """Product search: BM25 (bm25s) over name, category and brand, optionally re-ranked for one customer.
 
 Text is folded before indexing and querying (Unicode NFKD without accents, case-folded, anything but
-letters and digits a separator), so "BRÉMBO" finds "Brembo". A query word the catalogue does not contain
+letters and digits a separator), so "BRÉMBO" finds "Brembo". A query must hold a letter or digit
+(QUERY_PATTERN, which the API publishes) and at most MAX_QUERY_CHARS characters; anything else is an
+InvalidQuery with the reason. A query word the catalogue does not contain
 is replaced by its closest catalogue word (difflib ratio >= TYPO_CUTOFF), so "brak pads" finds brake
 pads. Personalization mixes the lexical score with the recommender's score for the customer, each scaled
 to [0, 1] over the lexical matches: score = (1 - w) * lexical + w * personal. Only products the query
@@ -21,13 +23,13 @@ import pandas as pd
 
 SEARCH_FIELDS = ("name", "category", "brand")
 MAX_QUERY_CHARS = 200
-MAX_QUERY_WORDS = 12
+QUERY_PATTERN = r"[^\W_]"  # a letter or digit somewhere (Unicode)
 TYPO_CUTOFF = 0.75
-_SEPARATORS = re.compile(r"[^0-9a-z]+")
+_SEPARATORS = re.compile(r"[\W_]+")
 
 
 class InvalidQuery(ValueError):
-    """A query that cannot mean anything: empty, no letters or digits, too long, too many words."""
+    """A query that cannot mean anything: empty, no letters or digits, or too long."""
 
 
 def fold(text: str) -> list[str]:
@@ -69,8 +71,6 @@ class ProductSearch:
         words = fold(query)
         if not words:
             raise InvalidQuery("the query has no letters or digits to search for")
-        if len(words) > MAX_QUERY_WORDS:
-            raise InvalidQuery(f"the query has {len(words)} words: at most {MAX_QUERY_WORDS}")
         found = []
         for word in words:
             if word in self._known:

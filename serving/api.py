@@ -90,6 +90,7 @@ class ApiRoute:
 
 
 ROUTES: dict[str, ApiRoute] = {}
+REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {}  # path -> the request body schema the spec publishes
 
 
 # --- parsing --------------------------------------------------------------------------------------------
@@ -228,6 +229,7 @@ def route(
                 "description": f"{HTTPStatus(status).phrase}: {description}",
                 "content": {"application/json": {"schema": ERROR_SCHEMA}},
             }
+        REQUEST_SCHEMAS[path] = openapi30(request_model)
         api.add_api_route(
             path,
             endpoint,
@@ -236,13 +238,23 @@ def route(
             response_class=Response,
             responses=responses,
             openapi_extra={
-                "requestBody": {"required": True, "content": {"application/json": {"schema": openapi30(request_model)}}}
+                "requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMAS[path]}}}
             },
         )
         ROUTES[path] = ApiRoute(path, scope, answer)
         return ROUTES[path]
 
     return register
+
+
+def publish_limits(current: ServingState) -> None:
+    """Put what the loaded champions allow into the spec (it is generated per /docs.json request): the
+    largest /forecast horizon is the forecaster champion's."""
+    horizon = REQUEST_SCHEMAS["/forecast"]["properties"]["horizon"]
+    if current.forecaster is None:
+        horizon.pop("maximum", None)
+    else:
+        horizon["maximum"] = current.forecaster.horizon
 
 
 # --- routes -------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ml.search import MAX_QUERY_CHARS
+from ml.search import MAX_QUERY_CHARS, QUERY_PATTERN
 from serving.engine import MAX_COUNT
 
 # Not stripped (the spec could not say so): an id must contain a non-blank character.
@@ -50,7 +50,9 @@ class InsightsRequest(_Request):
 class SearchRequest(_Request):
     q: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_QUERY_CHARS)] = Field(
         description="Words to look for in product names, categories and brands (case, accents and small "
-        "typos do not matter). A query with no letters or digits is refused with 400."
+        "typos do not matter). A query with no letter or digit is refused with 400.",
+        # Checked by ml.search (with a reason), published here so the spec says it.
+        json_schema_extra={"pattern": QUERY_PATTERN},
     )
     user_id: Id | None = Field(None, description="A known customer gets the matches re-ranked for them.")
     count: Count = 10

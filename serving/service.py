@@ -28,7 +28,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from orchestration.settings import ServingSettings, Settings
 from serving import bentoml_patches
-from serving.api import ROUTES, api
+from serving.api import ROUTES, api, publish_limits
 from serving.engine import ServingState
 from serving.middleware import OPEN_PATHS, ApiGateway
 from serving.models import load_champions
@@ -91,6 +91,7 @@ class RecommenderService:
             threading.Thread(target=self._refresh_loop, name="champion-refresh", daemon=True).start()
 
     def _log_state(self) -> None:
+        publish_limits(self.state)
         for name, version in self.state.champions.versions().items():
             if version is None:
                 logger.warning("no champion for %s: %s", name, self.state.champions.missing.get(name))
