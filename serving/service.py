@@ -26,7 +26,7 @@ import threading
 import bentoml
 from starlette.middleware.cors import CORSMiddleware
 
-from orchestration.settings import ServingSettings, Settings
+from optimum.settings import ServingSettings, Settings
 from serving import bentoml_patches
 from serving.api import ROUTES, api, publish_limits
 from serving.engine import ServingState

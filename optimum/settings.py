@@ -1,11 +1,14 @@
 """One typed settings object for the whole platform, read from OPTIMUM_* environment variables.
 
 Paths, the warehouse target and credentials are decided here and nowhere else; dbt, Dagster, MLflow and
-BentoML receive what they need from `Settings` (see `Settings.dbt_env`).
+BentoML receive what they need from `Settings` (see `Settings.dbt_env` and `Settings.as_env`). It lives
+outside both the Dagster code location (`orchestration`) and the inference service (`serving`) so that
+each depends on it, and neither on the other.
 """
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -141,6 +144,21 @@ class Settings(BaseSettings):
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""
+        return _as_env(self, "OPTIMUM_")
+
     def ensure_dirs(self) -> None:
         for path in (self.home, self.dagster_home, self.mlflow_dir, self.bentoml_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _as_env(settings: BaseSettings, prefix: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        nested = getattr(settings, name)
+        if isinstance(nested, BaseSettings):
+            env |= _as_env(nested, nested.model_config["env_prefix"])
+        else:
+            env[f"{prefix}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
