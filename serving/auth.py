@@ -5,8 +5,9 @@ it: there is nothing to brute-force. The store is `api_tokens.json` in the state
 table `optimum_api_tokens` of the warehouse database when the target is PostgreSQL (production).
 
 Scopes: `predict` (the model endpoints), `interactions` (recording events), `admin` (everything).
-The service reloads the store when it meets a token it does not know (at most every RELOAD_SECONDS), so
-a new token works without a restart and a flood of bad tokens costs one reload per interval.
+The service re-reads the store when it meets a token it does not know, so a new token works without a
+restart: the file when its modification time changed (a stat per unknown token), the table at most every
+RELOAD_SECONDS (so a flood of bad tokens costs one query per interval).
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ class FileTokenStore:
     def describe(self) -> str:
         return str(self.path)
 
-    def version(self) -> float | None:
+    def version(self) -> tuple[int, int, int] | None:
+        """Changes with every write (each one replaces the file: a new inode)."""
         try:
-            return self.path.stat().st_mtime_ns
+            stat = self.path.stat()
         except FileNotFoundError:
             return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def load(self) -> dict[str, Principal]:
         if not self.path.exists():
@@ -166,9 +169,15 @@ class Authenticator:
     def principal(self, token: str) -> Principal | None:
         digest = token_hash(token)
         found = self._principals.get(digest)
-        if found is None and time.monotonic() - self._checked >= RELOAD_SECONDS:
+        if found is None and self._may_have_changed():
             with self._lock:
                 self._checked = time.monotonic()
                 self.reload()
             found = self._principals.get(digest)
         return found
+
+    def _may_have_changed(self) -> bool:
+        version = self.store.version()
+        if version is not None:
+            return version != self._version
+        return time.monotonic() - self._checked >= RELOAD_SECONDS

@@ -44,8 +44,7 @@ def test_authenticator_scopes_and_reload(tmp_path):
     auth = Authenticator(store, required=True)
     assert auth.principal(predict).allows("predict") and not auth.principal(predict).allows("admin")
     assert auth.principal("opt_not-a-token") is None
-    admin = create_token(store, "ops", "admin")  # created while the service runs
-    auth._checked = float("-inf")  # the reload interval has passed
+    admin = create_token(store, "ops", "admin")  # created while the service runs: the file changed
     principal = auth.principal(admin)
     assert principal.name == "ops" and principal.allows("predict") and principal.allows("interactions")
 
