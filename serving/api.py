@@ -121,7 +121,7 @@ def parse(body: bytes, model: type[BaseModel]) -> BaseModel:
     serving = settings().serving
     _check_bounds(value, 1, serving.max_json_depth, serving.max_json_items)
     try:
-        return model.model_validate(value)
+        return model.model_validate_json(body)  # JSON-mode rules and messages ("Input should be an object")
     except ValidationError as error:
         detail = [
             {
