@@ -299,6 +299,7 @@ def test_bad_input_is_a_4xx_json_reason(client, path, body, status, reason):
         "text",
         "no-type",
         "deep",
+        "very-deep",
         "long-list",
         "form",
         "multipart",
