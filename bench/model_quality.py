@@ -45,13 +45,14 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--prophet-top-n", type=int, default=20)
     args = parser.parse_args()
-    warehouse = Warehouse.from_settings(Settings())
+    settings = Settings()
+    warehouse = Warehouse.from_settings(settings)
     pd.set_option("display.width", 160)
 
     started = time.perf_counter()
     events = warehouse.query("SELECT * FROM marts.fct_interactions")
     scores = warehouse.query("SELECT user_id, product_id, score FROM marts.user_item_scores")
-    recommender = train_recommender(events, scores)
+    recommender = train_recommender(events, scores, settings.interaction_weights, settings.half_life_days)
     columns = ["ndcg@10", "recall@20", "hr@10", "coverage@10", "fit_seconds"]
     print(f"recommenders ({len(events):,} events; chosen: {recommender.key}; {time.perf_counter() - started:.1f} s)")
     print(recommender.candidates[columns].round(4).to_string())

@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, field_validator
+import yaml
+from pydantic import Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+MAX_FORECAST_HORIZON = 104  # periods: two years of weeks; the serving API's limit too
+
+
+def dbt_project_vars() -> dict:
+    """The `vars` of dbt_project.yml: the domain facts dbt and the Python models share (defaults below)."""
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 
 
 class Target(StrEnum):
@@ -77,11 +84,22 @@ class Settings(BaseSettings):
     expectations_dir: Path = Field(EXPECTATIONS_DIR, description="Great Expectations suites (JSON).")
     mlflow_tracking_uri: str = Field("", description="MLflow server; empty: a SQLite store under home/mlflow.")
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
-    forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
+    forecast_horizon: int = Field(
+        8, ge=1, le=MAX_FORECAST_HORIZON, description="Forecast periods after the data's last period."
+    )
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
     environment: Literal["embedded", "production"] = Field(
         "embedded", description="production: every API call needs a token (`optimum token create`)."
+    )
+    interaction_weights: dict[str, PositiveInt] = Field(
+        default_factory=lambda: dict(dbt_project_vars()["interaction_weights"]),
+        description="Implicit-feedback weight of each interaction type (whole numbers; default: dbt_project.yml).",
+    )
+    half_life_days: float = Field(
+        default_factory=lambda: float(dbt_project_vars()["half_life_days"]),
+        gt=0,
+        description="An interaction loses half its weight every this many days (default: dbt_project.yml).",
     )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
 
@@ -143,6 +161,11 @@ class Settings(BaseSettings):
         if self.target is Target.POSTGRES:
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
+
+    def dbt_vars(self) -> dict:
+        """The domain facts handed to every dbt invocation (`--vars`), so the score mart and the Python
+        models' own scoring (ml.recommend.scores_from_events) always use the same numbers."""
+        return {"interaction_weights": self.interaction_weights, "half_life_days": self.half_life_days}
 
     def as_env(self) -> dict[str, str]:
         """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""

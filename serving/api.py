@@ -22,11 +22,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, HorizonTooLarge
 from ml.recommend import UnknownItemError
+from ml.registry import CHAMPION
 from ml.search import InvalidQuery
-from serving.engine import HorizonTooLarge, ServingState
-from serving.models import CHAMPION_ALIAS
+from optimum.settings import MAX_FORECAST_HORIZON
+from serving.engine import ServingState
 from serving.schemas import (
     ErrorBody,
     ForecastRequest,
@@ -147,7 +148,7 @@ def no_champion(name: str) -> Answer:
     )
     return Answer(
         503,
-        f"no champion is registered yet for {name!r} (alias {CHAMPION_ALIAS!r}): {reason}. Train and register "
+        f"no champion is registered yet for {name!r} (alias {CHAMPION!r}): {reason}. Train and register "
         f"one; {picked_up}",
         model=name,
     )
@@ -251,10 +252,7 @@ def publish_limits(current: ServingState) -> None:
     """Put what the loaded champions allow into the spec (it is generated per /docs.json request): the
     largest /forecast horizon is the forecaster champion's."""
     horizon = REQUEST_SCHEMAS["/forecast"]["properties"]["horizon"]
-    if current.forecaster is None:
-        horizon.pop("maximum", None)
-    else:
-        horizon["maximum"] = current.forecaster.horizon
+    horizon["maximum"] = MAX_FORECAST_HORIZON if current.forecaster is None else current.forecaster.horizon
 
 
 # --- routes -------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Request and response bodies of the serving API (pydantic: BentoML validates requests with these and
 publishes them in the OpenAPI spec at /docs.json).
 
-Requests are strict: unknown fields, numbers sent as strings or booleans, empty or blank ids and counts
-outside 1..100 are rejected with 400 and the pydantic reason, before any model code runs. Every
-constraint is one the OpenAPI spec states (serving/api.py publishes these schemas), so a body the spec
-allows is never refused and one it forbids never accepted.
+Requests are strict: unknown fields, numbers sent as strings or booleans, empty or blank ids, counts
+outside 1..MAX_COUNT and horizons outside 1..MAX_FORECAST_HORIZON are rejected with 400 and the pydantic
+reason, before any model code runs. These limits are the API contract: every one of them is stated by the
+OpenAPI spec (serving/api.py publishes these schemas), so a body the spec allows is never refused for its
+shape and one it forbids never accepted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ml.search import MAX_QUERY_CHARS, QUERY_PATTERN
-from serving.engine import MAX_COUNT
+from optimum.settings import MAX_FORECAST_HORIZON
+
+MAX_COUNT = 100  # the most items one request may ask for
 
 # Not stripped (the spec could not say so): an id must contain a non-blank character.
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"\S")]
@@ -38,8 +41,10 @@ class SimilarItemsRequest(_Request):
 
 class ForecastRequest(_Request):
     product_id: Id
-    horizon: Annotated[int, Field(strict=True, ge=1)] = Field(
-        description="Periods to forecast, 1 to the champion's horizon (answered in `periods`)."
+    horizon: Annotated[int, Field(strict=True, ge=1, le=MAX_FORECAST_HORIZON)] = Field(
+        description="Periods to forecast (answered in `periods`): 1 to the champion's horizon, the "
+        f"OPTIMUM_FORECAST_HORIZON it was trained with (at most {MAX_FORECAST_HORIZON}). A horizon past the "
+        "champion's is answered 400 with `max_horizon`."
     )
 
 

@@ -36,7 +36,8 @@ class ForecastResult:
     (select_models), for the products in history; backtest: per-period predictions and per
     (model, product, origin) errors;
     history: the complete-period series the models were fit on (aggregate_sales);
-    feature_importance: the global LightGBM model's final fit (feature, gain_share), empty without one."""
+    feature_importance: the global LightGBM model's final fit (feature, gain_share), empty without one;
+    model_params: each model's hyperparameters (Forecaster.hyperparameters), by model name."""
 
     forecast: pd.DataFrame
     metrics: pd.DataFrame
@@ -46,6 +47,7 @@ class ForecastResult:
     freq: Freq
     horizon: int
     feature_importance: pd.DataFrame
+    model_params: dict[str, dict]
 
 
 def default_models(
@@ -116,6 +118,7 @@ def forecast_demand(
         freq=freq,
         horizon=horizon,
         feature_importance=importance,
+        model_params={model.name: model.hyperparameters for model in models},
     )
 
 

@@ -21,10 +21,6 @@ from ml.recommend.base import USER_BATCH, Recommender, top_k
 from ml.recommend.blend import BlendRecommender, Normalization
 from ml.recommend.data import InteractionMatrix
 
-# The dbt vars `interaction_weights` and `half_life_days` (dbt_project.yml); keep these in step with them.
-DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {"view": 1.0, "like": 2.0, "cart": 3.0, "purchase": 5.0}
-DEFAULT_HALF_LIFE_DAYS = 30.0
-
 
 def temporal_split(events: pd.DataFrame, holdout_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per user, hold out the LAST `holdout_fraction` of their events by event_at: (train_events, test_events).
@@ -54,17 +50,13 @@ def temporal_split(events: pd.DataFrame, holdout_fraction: float = 0.2) -> tuple
     return events.iloc[~is_test], events.iloc[is_test]
 
 
-def scores_from_events(
-    events: pd.DataFrame,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    weights: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
+def scores_from_events(events: pd.DataFrame, half_life_days: float, weights: Mapping[str, float]) -> pd.DataFrame:
     """The `marts.user_item_scores` formula in pandas, so offline evaluation sees what production fits on.
 
     score = sum(weight * 2^(-age_days / half_life_days)) per (user, product), with age counted back from
     the latest event_at in `events` (never the wall clock): on a train split that is the split's "now".
+    half_life_days and weights are the platform's (Settings.dbt_vars, which dbt receives too).
     """
-    weights = DEFAULT_INTERACTION_WEIGHTS if weights is None else dict(weights)
     weight = events["interaction_type"].map(weights)
     unknown = sorted(events.loc[weight.isna(), "interaction_type"].astype(str).unique())
     if unknown:
@@ -156,7 +148,7 @@ def evaluate(
 
 
 def _split_for_evaluation(
-    events: pd.DataFrame, holdout_fraction: float, half_life_days: float, weights: Mapping[str, float] | None
+    events: pd.DataFrame, holdout_fraction: float, half_life_days: float, weights: Mapping[str, float]
 ) -> tuple[InteractionMatrix, pd.DataFrame]:
     train_events, test_events = temporal_split(events, holdout_fraction)
     train = InteractionMatrix.from_scores(scores_from_events(train_events, half_life_days, weights))
@@ -185,9 +177,10 @@ def _compare(
 def compare_candidates(
     candidates: Mapping[str, Recommender],
     events: pd.DataFrame,
+    *,
+    half_life_days: float,
+    weights: Mapping[str, float],
     holdout_fraction: float = 0.2,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    weights: Mapping[str, float] | None = None,
     k_ndcg: int = 10,
     k_recall: int = 20,
 ) -> pd.DataFrame:
@@ -211,11 +204,12 @@ class Selection:
 def select_recommender(
     candidates: Mapping[str, Recommender],
     events: pd.DataFrame,
+    *,
+    half_life_days: float,
+    weights: Mapping[str, float],
     blend_weights: tuple[float, float] = (0.7, 0.3),
     blend_normalization: Normalization = "minmax",
     holdout_fraction: float = 0.2,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    weights: Mapping[str, float] | None = None,
     k_ndcg: int = 10,
     k_recall: int = 20,
 ) -> Selection:

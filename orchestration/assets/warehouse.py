@@ -1,5 +1,7 @@
 """Warehouse group: every dbt model and snapshot is an asset, every dbt test an asset check."""
 
+import json
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
@@ -19,7 +21,7 @@ def build_warehouse_assets() -> dg.AssetsDefinition:
         warehouse: dg.ResourceParam[Warehouse],
     ):
         with dbt_environment(settings):
-            invocation = dbt.cli(["build"], context=context)
+            invocation = dbt.cli(["build", "--vars", json.dumps(settings.dbt_vars())], context=context)
         # DuckDB admits one process per file, so row counts are read once dbt has exited.
         events = list(invocation.stream())
         for event in events:

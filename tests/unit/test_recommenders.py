@@ -27,9 +27,12 @@ from ml.recommend import (
     select_recommender,
     temporal_split,
 )
+from optimum.settings import Settings
 
 INTERACTION_TYPES = np.array(["view", "like", "cart", "purchase"])
 N_SEGMENTS = 6
+
+SCORING = {"half_life_days": Settings().half_life_days, "weights": Settings().interaction_weights}
 
 
 def synthetic_events(
@@ -82,7 +85,7 @@ def taste_models() -> dict[str, Recommender]:
 def planted():
     events, user_segment, item_segment = synthetic_events(400, 120, 40, N_SEGMENTS, taste=0.85, seed=3)
     train_events, test_events = temporal_split(events)
-    train_scores = scores_from_events(train_events)
+    train_scores = scores_from_events(train_events, **SCORING)
     return {
         "events": events,
         "user_segment": user_segment,
@@ -228,14 +231,15 @@ def test_scores_follow_the_mart_formula_decayed_from_the_latest_event_not_now():
             ],
         }
     )
-    scores = scores_from_events(events, half_life_days=30).set_index(["user_id", "product_id"])
+    weights = {"view": 1, "like": 2, "cart": 3, "purchase": 5}
+    scores = scores_from_events(events, half_life_days=30, weights=weights).set_index(["user_id", "product_id"])
     assert scores["score"].to_dict() == pytest.approx(
         {("u", "a"): 5 + 1 * 0.5, ("u", "b"): 2 * 0.25, ("v", "a"): 3 * 2**-0.5}
     )
     assert scores.loc[("u", "a"), "n_events"] == 2 and scores.loc[("u", "a"), "last_interaction_at"] == last
     assert scores["has_purchased"].to_dict() == {("u", "a"): True, ("u", "b"): False, ("v", "a"): False}
     with pytest.raises(ValueError, match="refund"):
-        scores_from_events(events.assign(interaction_type="refund"))
+        scores_from_events(events.assign(interaction_type="refund"), half_life_days=30, weights=weights)
 
 
 def test_evaluate_gives_one_for_an_oracle_and_zero_for_an_anti_oracle(planted):
@@ -262,7 +266,7 @@ def test_blend_follows_its_weights(planted, normalization):
 
 def test_compare_candidates_scores_each_candidate_on_one_split(planted):
     metrics = compare_candidates(
-        {"pop": PopularityRecommender(), "knn": ItemKNNRecommender(n_neighbors=30)}, planted["events"]
+        {"pop": PopularityRecommender(), "knn": ItemKNNRecommender(n_neighbors=30)}, planted["events"], **SCORING
     )
     assert metrics.index.tolist() == ["pop", "knn"]
     assert metrics["model"].tolist() == ["popularity", "itemknn"]
@@ -277,7 +281,7 @@ def test_selection_returns_a_blend_when_it_beats_both_members(planted):
         "even": OracleRecommender(test_events, users="even"),
         "odd": OracleRecommender(test_events, users="odd"),
     }
-    selection = select_recommender(halves, planted["events"])
+    selection = select_recommender(halves, planted["events"], **SCORING)
     assert isinstance(selection.model, BlendRecommender) and selection.key in {"blend(even+odd)", "blend(odd+even)"}
     assert selection.metrics.loc[selection.key, "ndcg@10"] == pytest.approx(1.0)
     assert (selection.metrics.loc[["even", "odd"], "ndcg@10"] < 0.8).all()
@@ -290,7 +294,7 @@ def test_selection_keeps_the_best_single_model_when_the_blend_does_not_win(plant
         "anti": OracleRecommender(test_events, sign=-1.0, noise=0.5),
         "oracle": OracleRecommender(test_events, noise=0.5),
     }
-    selection = select_recommender(candidates, planted["events"])
+    selection = select_recommender(candidates, planted["events"], **SCORING)
     assert selection.key == "oracle" and selection.model is candidates["oracle"]
     assert selection.metrics.index.tolist() == ["oracle", "anti", "blend(oracle+anti)"]
     assert selection.metrics["ndcg@10"].tolist()[0] == pytest.approx(1.0)
