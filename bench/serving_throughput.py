@@ -1,28 +1,29 @@
 """POST /recommend under load: the BentoML service next to a bare FastAPI/uvicorn endpoint doing the same work.
 
-Usage: .venv/bin/python bench/serving_throughput.py --home /tmp/demo-state3 [--tracking-uri URI]
-           [--duration 20] [--warmup 5] [--connections 50] [--workers 1] [--bare engine,package]
+Usage: .venv/bin/python bench/serving_throughput.py --home .optimum [--tracking-uri URI] [--duration 20]
+           [--warmup 5] [--servers bentoml:1,bare-engine:1,bentoml:2,bare-engine:2]
+           [--scenarios closed-50:50:0,users-500:500:1000,overload-500:500:0]
 
-One server at a time, each a real subprocess on a free 127.0.0.1 port, each given the same load:
-- `bentoml`: `bentoml serve serving.service:RecommenderService` (OPTIMUM_SERVING_WORKERS=--workers);
-- `bare-engine`: `uvicorn bench.bare_fastapi:app` (--workers) answering with serving.engine.RecommenderEngine,
-  the code the service calls: the difference to `bentoml` is the framework alone;
-- `bare-package`: the same app calling `RecommenderPackage.recommend(user_id, count)` per request.
+Servers (--servers KIND:WORKERS, run one after another, each a real subprocess on a free 127.0.0.1 port):
+- `bentoml`: `bentoml serve serving.service:RecommenderService` (OPTIMUM_SERVING_WORKERS=WORKERS), in
+  production mode: every request carries a token (made in a throw-away OPTIMUM_HOME by the code behind
+  `optimum token create`) and passes the rate limiter (set to 1,000,000/s) and the JSON request log;
+- `bare-engine`: `uvicorn bench.bare_fastapi:app` answering with serving.engine.RecommenderEngine, the code
+  the service calls, behind FastAPI's own body and response models (no token, no log);
+- `bare-package`: the same app ranking with the package's recommender per request.
 Both stacks run uvicorn with uvloop and httptools and no access log.
 
-Load: --connections keep-alive connections for --warmup s (discarded), then --duration s measured, POSTing
-{"user_id", "count": --count} for users drawn at random from a fixed list: --users known users sampled from
-the champion's `recommender.data.user_ids` plus --unknown-fraction never-seen ids (cold start). The load
-generator is `wrk` (one thread, Lua script) when installed, else an asyncio + httpx client in this process
-(which competes with the server for the CPU, so its numbers are a lower bound); the output says which.
-Before the load, the same users are asked of every server and their JSON answers compared.
+Scenarios (--scenarios NAME:CONNECTIONS:THINK_MS), each run against a server once it is ready: wrk (one
+thread, Lua script) keeps CONNECTIONS keep-alive connections, each a user waiting a random 0.5-1.5x
+THINK_MS between requests (wrk's `delay()`, not counted as latency; 0: a closed loop), first --warmup s
+(discarded), then --duration s measured. Bodies are {"user_id", "count": --count} for --users known users
+sampled from the champion plus --unknown-fraction never-seen ids (cold start). Before the load, 20 users are
+asked of every server and their JSON answers compared.
 
-Reported per server: req/s, p50/p95/p99 latency (wrk's histogram), errors (socket errors + non-2xx),
-CPU cores used by the server's processes, the load generator and everything else on the machine ("other":
-on a shared box, a run with other > 0.3 cores is noisy), and server CPU per request (the least noisy number
-for comparing frameworks). --rounds N repeats the sequence with fresh servers and reports medians.
---service serves a variant of the service (put its folder on PYTHONPATH) to measure a change before making
-it; --py-spy PATH profiles each measured window into --profile-dir (raw flamegraph files; slows the servers).
+Reported per server and scenario: req/s, p50/p95/p99/max latency (wrk's histogram), socket errors and
+non-2xx answers, the CPU cores used by the server's processes, by wrk and by everything else on the machine
+("other": on a shared box, a run with other > 0.3 cores is noisy), and server CPU per request (the least
+noisy number for comparing frameworks).
 """
 
 from __future__ import annotations
