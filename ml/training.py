@@ -25,11 +25,14 @@ from ml.forecast.insights import demand_insights
 from ml.forecast.pipeline import ForecastResult, forecast_demand
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, ForecastPackage, RecommenderPackage
 from ml.recommend import (
+    RECENT,
     ALSRecommender,
     BlendRecommender,
     EASERecommender,
+    IALSRecommender,
     ItemKNNRecommender,
     PopularityRecommender,
+    Recency,
     Recommender,
     SVDRecommender,
     evaluate,
@@ -41,36 +44,48 @@ from ml.registry import Evaluation, ModelRegistry, PromotionDecision, config_jso
 from ml.reports import backtest_plot, feature_importance_plot, metric_by_candidate
 
 RECOMMENDER_METRIC = "ndcg@10"
-RECOMMENDER_BASELINE = "popularity"
 FORECASTER_METRIC = "mase"
 FORECASTER_BASELINE = "seasonal_naive"
 EVENT_COLUMNS = ["event_id", "user_id", "product_id", "interaction_type", "event_at"]
 
 
-def default_recommender_candidates() -> dict[str, Recommender]:
-    """Popularity (the baseline and cold-start answer), neighbourhood, factor and linear models.
+def default_recommender_candidates() -> dict[str, Recommender | list[Recommender]]:
+    """Popularity, neighbourhood, factor and linear models; a list is a hyperparameter grid whose first entry
+    is also the one every recency is tried with (select_recommender).
 
-    The factor models' sizes were chosen on a validation split nested inside the training part of the demo
-    data (bench/tune_recommenders.py, BENCHMARKS.md): a few hundred products want few, well-regularized
-    factors; the library defaults (64 of each) scored below popularity there."""
+    The seed's factor sizes were chosen on a validation split of the demo data (bench/tune_recommenders.py):
+    a few hundred products want few, well-regularized factors; the grids now let a bigger or older log pick
+    more. EASE runs on the binary matrix (Steck's setting); iALS on a grid after Rendle et al. 2021
+    (dimension, regularization and the weight of unobserved pairs tuned together)."""
     return {
         "popularity": PopularityRecommender(),
         "itemknn": ItemKNNRecommender(),
-        "svd": SVDRecommender(n_components=8),
+        "svd": [SVDRecommender(n_components=8), SVDRecommender(n_components=32)],
         "als": ALSRecommender(factors=16, regularization=10.0, alpha=40.0),
-        "ease": EASERecommender(),
+        "ease": [EASERecommender(l2=500.0), EASERecommender(l2=100.0), EASERecommender(l2=2000.0)],
+        "ials": [
+            IALSRecommender(factors=64, regularization=1.0, alpha=10.0),
+            *(
+                IALSRecommender(factors=factors, regularization=regularization, alpha=alpha)
+                for factors in (32, 128)
+                for regularization in (1.0, 20.0)
+                for alpha in (5.0, 40.0)
+            ),
+        ],
     }
 
 
-def recommender_spec(model: Recommender) -> dict:
-    """Class and constructor arguments, recursively for blends: enough to rebuild the design unfitted."""
+def recommender_spec(model: Recommender, recency: Recency | None = None) -> dict:
+    """Class and constructor arguments, recursively for blends, and the recency its scores were built
+    with: enough to rebuild the design unfitted and refit it on new events."""
     if isinstance(model, BlendRecommender):
         members = [recommender_spec(member) for member in model.models]
         params = {"models": members, "weights": model.weights, "normalization": model.normalization}
     else:
         params = dict(model.params)
     cls = type(model)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": params}
+    spec = {"class": f"{cls.__module__}.{cls.__qualname__}", "params": params}
+    return spec | ({"recency": recency.as_dict()} if recency is not None else {})
 
 
 def recommender_from_spec(spec: dict) -> Recommender:
@@ -85,46 +100,60 @@ def recommender_from_spec(spec: dict) -> Recommender:
 @dataclass
 class RecommenderTraining:
     key: str  # the chosen candidate (or blend)
-    model: Recommender  # refit on all scores: what gets served
-    candidates: pd.DataFrame  # one metrics row per candidate on the shared split
+    model: Recommender  # refit on all events' scores under `recency`: what gets served
+    recency: Recency
+    scores: pd.DataFrame  # the user x item scores `model` was refit on (scores_from_events)
+    candidates: pd.DataFrame  # one row per candidate and baseline: validation and test metrics
+    grid: pd.DataFrame  # every configuration and recency tried on validation
+    baseline: str  # the stronger popularity on the test part
+    counts: dict[str, int]  # what the split left aside (split_counts)
     evaluation: Evaluation
 
 
 def train_recommender(
     events: pd.DataFrame,
-    scores: pd.DataFrame,
-    weights: Mapping[str, float],
-    half_life_days: float,
-    candidates: dict[str, Recommender] | None = None,
+    candidates: dict[str, Recommender | list[Recommender]] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> RecommenderTraining:
-    """Pick the best candidate on a per-user temporal split of `events` (scored with `weights` and
-    `half_life_days`, the numbers `scores` was built with), then refit it on `scores`."""
-    selection = select_recommender(
-        candidates or default_recommender_candidates(),
-        events[EVENT_COLUMNS],
-        half_life_days=half_life_days,
-        weights=weights,
-    )
-    chosen = recommender_from_spec(recommender_spec(selection.model)).fit(scores)
+    """Choose model, configuration and recency on a validation split nested in the training part, report
+    them on the test part, then refit the choice on every event's scores under the chosen recency.
+
+    weights: the interaction weights (Settings.interaction_weights, which dbt receives too)."""
+    events = events[EVENT_COLUMNS]
+    selection = select_recommender(candidates or default_recommender_candidates(), events, weights=weights)
+    scores = scores_from_events(events, selection.recency, weights)
+    chosen = selection.model.clone().fit(scores)
     evaluation = Evaluation(
         metric=RECOMMENDER_METRIC,
         value=float(selection.metrics.loc[selection.key, RECOMMENDER_METRIC]),
         higher_is_better=True,
-        data_fingerprint=frame_fingerprint(events[EVENT_COLUMNS]),
-        config=config_json(recommender_spec(selection.model)),
-        baseline=RECOMMENDER_BASELINE,
-        baseline_value=float(selection.metrics.loc[RECOMMENDER_BASELINE, RECOMMENDER_METRIC]),
+        data_fingerprint=frame_fingerprint(events),
+        config=config_json(recommender_spec(selection.model, selection.recency)),
+        baseline=selection.baseline,
+        baseline_value=float(selection.metrics.loc[selection.baseline, RECOMMENDER_METRIC]),
     )
-    return RecommenderTraining(selection.key, chosen, selection.metrics, evaluation)
+    return RecommenderTraining(
+        key=selection.key,
+        model=chosen,
+        recency=selection.recency,
+        scores=scores,
+        candidates=selection.metrics,
+        grid=selection.grid,
+        baseline=selection.baseline,
+        counts=selection.counts,
+        evaluation=evaluation,
+    )
 
 
-def rescore_recommender(
-    config: str, events: pd.DataFrame, weights: Mapping[str, float], half_life_days: float
-) -> float:
-    """NDCG@10 of a stored configuration on this data's split: the champion's score on the same evaluation."""
+def rescore_recommender(config: str, events: pd.DataFrame, weights: Mapping[str, float] | None = None) -> float:
+    """NDCG@10 of a stored configuration on this data's test part: the champion's score on the same evaluation.
+
+    A configuration stored before recency was a hyperparameter was fitted on the seed's mart: RECENT."""
+    spec = json.loads(config)
+    recency = Recency(**spec["recency"]) if "recency" in spec else RECENT
     train_events, test_events = temporal_split(events[EVENT_COLUMNS])
-    model = recommender_from_spec(json.loads(config))
-    train = scores_from_events(train_events, half_life_days, weights)
+    model = recommender_from_spec(spec)
+    train = scores_from_events(train_events, recency, weights)
     return float(evaluate(model, train, test_events)[RECOMMENDER_METRIC])
 
 
@@ -136,27 +165,31 @@ class ForecasterTraining:
 
 
 def train_forecaster(
-    daily_sales: pd.DataFrame, products: pd.DataFrame, freq: str, horizon: int, prophet_top_n: int | None = 50
+    daily_sales: pd.DataFrame,
+    products: pd.DataFrame,
+    freq: str,
+    horizon: int,
+    prophet_top_n: int | None = 50,
+    calendar: str = "auto",
 ) -> ForecasterTraining:
     """Backtest every model, choose one per demand class, forecast the horizon and derive the insights."""
-    result = forecast_demand(daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n)
+    result = forecast_demand(
+        daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n, calendar=calendar
+    )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
-    chosen = result.selection[~result.selection["thin_history"]]
-    baseline = result.metrics.set_index("model")["mase"].get(FORECASTER_BASELINE, float("nan"))
+    held_out = result.held_out.set_index("model")
     evaluation = Evaluation(
-        metric=FORECASTER_METRIC,
-        value=float(chosen["mase"].mean()) if chosen["mase"].notna().any() else float("nan"),
+        metric=FORECASTER_METRIC,  # the served choice on the origin neither the choice nor the intervals saw
+        value=float(held_out.loc["chosen", "mase"]) if "chosen" in held_out.index else float("nan"),
         higher_is_better=False,
         data_fingerprint=frame_fingerprint(daily_sales[["product_id", "sales_date", "quantity"]]),
-        config=config_json(_forecaster_config(freq, horizon, prophet_top_n)),
+        config=config_json(
+            {"freq": freq, "horizon": horizon, "prophet_top_n": prophet_top_n, "calendar": result.calendar.rule}
+        ),
         baseline=FORECASTER_BASELINE,
-        baseline_value=float(baseline),
+        baseline_value=float(held_out["mase"].get(FORECASTER_BASELINE, float("nan"))),
     )
     return ForecasterTraining(result, insights, evaluation)
-
-
-def _forecaster_config(freq: str, horizon: int, prophet_top_n: int | None) -> dict:
-    return {"freq": freq, "horizon": horizon, "prophet_top_n": prophet_top_n}
 
 
 # --- publishing: train -> log -> register -> promote ------------------------------------------------------
@@ -258,28 +291,29 @@ def _log_snapshot(frame: pd.DataFrame, name: str) -> None:
 
 
 def recommender_job(
-    events: pd.DataFrame,
-    scores: pd.DataFrame,
-    products: pd.DataFrame,
-    weights: Mapping[str, float],
-    half_life_days: float,
+    events: pd.DataFrame, products: pd.DataFrame, weights: Mapping[str, float] | None = None
 ) -> TrainingJob:
-    """The recommender: chosen on a per-user temporal split of `events`, refit on the score mart."""
+    """The recommender: model, configuration and recency chosen on a validation split nested in the training
+    part of `events`, reported on the test part against the stronger popularity, refit on every event."""
     candidates = default_recommender_candidates()
     config = {
-        "candidates": {key: recommender_spec(model) for key, model in candidates.items()},
-        "weights": dict(weights),
-        "half_life_days": half_life_days,
+        "candidates": {
+            key: [recommender_spec(m) for m in spec] if isinstance(spec, list) else recommender_spec(spec)
+            for key, spec in candidates.items()
+        },
+        "weights": dict(weights) if weights is not None else None,
     }
 
     def train() -> Trained:
-        training = train_recommender(events, scores, weights, half_life_days, candidates)
-        metrics = training.candidates.drop(columns=["model", "params"]).astype(float)
+        training = train_recommender(events, candidates, weights)
+        metrics = training.candidates.drop(columns=["model", "params", "recency"]).astype(float)
         package = RecommenderPackage(training.model, products, training.key)
+        scores = training.scores
 
         def log_evidence() -> None:
             mlflow.log_params({"chosen": training.key, "candidates": ",".join(map(str, metrics.index))})
             mlflow.log_params({"users": scores["user_id"].nunique(), "items": scores["product_id"].nunique()})
+            mlflow.log_params({f"recency_{key}": value for key, value in training.recency.as_dict().items()})
             for key, row in metrics.iterrows():
                 with mlflow.start_run(run_name=str(key), nested=True):
                     mlflow.log_params({"candidate": key, **training.candidates.loc[key, "params"]})
@@ -287,7 +321,8 @@ def recommender_job(
             mlflow.log_metrics(_metric_names({f"chosen_{k}": v for k, v in metrics.loc[training.key].items()}))
             figure = metric_by_candidate(metrics, RECOMMENDER_METRIC, training.key)
             mlflow.log_figure(figure, "ndcg_by_candidate.png")
-            mlflow.log_dict(recommender_spec(training.model), "model_spec.json")
+            mlflow.log_dict(recommender_spec(training.model, training.recency), "model_spec.json")
+            mlflow.log_table(training.grid.astype({"params": str}), "validation_grid.json")
             _log_snapshot(scores, "user_item_scores")
 
         users = scores["user_id"].drop_duplicates().astype(str).head(2).tolist()
@@ -296,15 +331,20 @@ def recommender_job(
             evaluation=training.evaluation,
             example=(pd.DataFrame({"user_id": users}), {"count": 5}),
             log_evidence=log_evidence,
-            summary={"chosen": training.key, "metrics_by_candidate": metrics},
+            summary={
+                "chosen": training.key,
+                "recency": training.recency.label,
+                "metrics_by_candidate": training.candidates.drop(columns="params"),
+                **{f"count_{key}": value for key, value in training.counts.items()},
+            },
         )
 
     return TrainingJob(
         name=RECOMMENDER_MODEL_NAME,
         run_name="recommender",
-        key=training_key(config, events[EVENT_COLUMNS], scores, products),
+        key=training_key(config, events[EVENT_COLUMNS], products),
         train=train,
-        rescore=lambda champion_config: rescore_recommender(champion_config, events, weights, half_life_days),
+        rescore=lambda champion_config: rescore_recommender(champion_config, events, weights),
     )
 
 
@@ -318,15 +358,21 @@ def _scored_on(n_series: pd.Series) -> pd.Series:
 
 
 def forecaster_job(
-    daily_sales: pd.DataFrame, products: pd.DataFrame, freq: str, horizon: int, prophet_top_n: int | None
+    daily_sales: pd.DataFrame,
+    products: pd.DataFrame,
+    freq: str,
+    horizon: int,
+    prophet_top_n: int | None,
+    calendar: str = "auto",
 ) -> TrainingJob:
     """The demand forecaster: backtested per demand class, forecasting `horizon` periods of `freq`."""
 
     def train() -> Trained:
-        training = train_forecaster(daily_sales, products, freq, horizon, prophet_top_n)
+        training = train_forecaster(daily_sales, products, freq, horizon, prophet_top_n, calendar)
         result = training.result
         metrics = result.metrics.set_index("model").astype({"n_series": int})
         scored_on = _scored_on(metrics["n_series"])
+        held_out = result.held_out.set_index("model")
         package = ForecastPackage(result.forecast, training.insights, products, result.freq, result.horizon)
 
         def log_evidence() -> None:
@@ -337,7 +383,9 @@ def forecaster_job(
                     mlflow.log_params({"model": model, **result.model_params.get(str(model), {})})
                     mlflow.set_tag("scored_on", scored_on[model])
                     mlflow.log_metrics(_metric_names(row.to_dict()))
-            mlflow.log_metric("chosen_mase", training.evaluation.value)
+            mlflow.log_metric("chosen_held_out_mase", training.evaluation.value)
+            coverage = held_out["coverage"].dropna()
+            mlflow.log_metrics({f"held_out_coverage_{model}": value for model, value in coverage.items()})
             labelled = metrics.rename(index=lambda model: f"{model}\n({scored_on[model]})")
             mlflow.log_figure(metric_by_candidate(labelled, "mase"), "mase_by_model.png")
             top = result.history.groupby("product_id")["quantity"].sum().nlargest(3).index.tolist()
@@ -348,9 +396,8 @@ def forecaster_job(
             mlflow.log_table(result.selection, "selection.json")
             _log_snapshot(daily_sales, "fct_sales_daily")
 
-        by_class = result.selection.groupby("demand_class").agg(
-            model=("model_name", "first"), series=("product_id", "size")
-        )
+        selection = result.selection
+        by_class = selection.groupby("demand_class").agg(model=("model_name", "first"), series=("product_id", "size"))
         products_shown = result.forecast["product_id"].drop_duplicates().head(2).tolist()
         return Trained(
             package=package,
@@ -360,11 +407,14 @@ def forecaster_job(
             summary={
                 "metrics_by_model": metrics.assign(scored_on=scored_on),
                 "choice_by_demand_class": by_class,
-                "thin_history_series": int(result.selection["thin_history"].sum()),
+                "thin_history_series": int(selection["thin_history"].sum()),
+                "short_history_series": int((selection["short_history"] & ~selection["thin_history"]).sum()),
+                "held_out_by_model": held_out,
+                **result.calendar.as_metadata(),
             },
         )
 
-    config = _forecaster_config(freq, horizon, prophet_top_n)
+    config = {"freq": freq, "horizon": horizon, "prophet_top_n": prophet_top_n, "calendar": calendar}
     return TrainingJob(
         name=FORECASTER_MODEL_NAME,
         run_name="demand_forecaster",

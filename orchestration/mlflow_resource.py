@@ -20,6 +20,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 class MlflowTracking:
     def __init__(self, settings: Settings):
         self.tracking_uri = settings.tracking_uri
+        self.ui_url = self.tracking_uri if self.tracking_uri.startswith("http") else settings.mlflow_ui_url
         # A local store keeps artifacts under OPTIMUM_HOME; a server decides for itself.
         self.artifact_root = settings.mlflow_artifacts_dir if not settings.mlflow_tracking_uri else None
 
@@ -44,7 +45,5 @@ class MlflowTracking:
         return experiment_id
 
     def run_link(self, experiment_id: str, run_id: str) -> str:
-        """Where to see the run: the server's page, or the run id in the local store."""
-        if self.tracking_uri.startswith("http"):
-            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        return f"run {run_id} in {self.tracking_uri} (open with `make mlflow-ui`)"
+        """The run's page in the MLflow UI: the tracking server's, or the one `make mlflow-ui` starts."""
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -6,15 +6,14 @@ request model of serving/schemas.py and answers bytes serialized once. A 200 for
 answered under the same champions comes from the state's response cache (serving/engine.py
 `ServingState.responses`, dropped with the state when a champion changes), so a repeated question costs
 a dict lookup. No FastAPI routing, body or response-model machinery runs per request: the FastAPI app
-carries the spec, declared here in OpenAPI 3.0 terms (nullable, no $defs) with every status a route
-can answer.
+carries the spec of the bodies, declared here in OpenAPI 3.0 terms (nullable, no $defs); serving/openapi.py
+adds every other status a route can answer and the examples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -29,7 +28,6 @@ from ml.search import InvalidQuery
 from optimum.settings import MAX_FORECAST_HORIZON
 from serving.engine import ServingState
 from serving.schemas import (
-    ErrorBody,
     ForecastRequest,
     ForecastResponse,
     InsightsRequest,
@@ -185,24 +183,12 @@ def openapi30(model: type[BaseModel]) -> dict[str, Any]:
     return convert(schema)
 
 
-ERROR_SCHEMA = openapi30(ErrorBody)
-ALWAYS = {
-    400: "The body is not a valid JSON object for this route (`detail` lists each problem).",
-    401: "A token is required (production) or the one sent is unknown.",
-    403: "The token's scope does not cover this route.",
-    413: "The body is larger than the limit.",
-    415: "The Content-Type is not application/json.",
-    429: "The token's rate limit is exhausted; see Retry-After.",
-    503: "No champion is loaded for this route yet, or the worker is overloaded (see Retry-After).",
-}
-NOT_FOUND = {404: "The product is unknown to the champion."}
-
-
 def route(
-    path: str, scope: str, request_model: type[BaseModel], response_model: type[BaseModel], errors: dict[int, str]
+    path: str, scope: str, request_model: type[BaseModel], response_model: type[BaseModel]
 ) -> Callable[[Callable[[bytes], Awaitable[Reply]]], ApiRoute]:
-    """Register a POST route: in ROUTES for the gate, and in the FastAPI app for its spec. Answer
-    exceptions become JSON answers, and a 200 is kept in the state's response cache."""
+    """Register a POST route: in ROUTES for the gate, and in the FastAPI app for its spec (the 200 and
+    the request body; serving/openapi.py adds every other status and the examples). Answer exceptions
+    become JSON answers, and a 200 is kept in the state's response cache."""
 
     def register(handler: Callable[[bytes], Awaitable[Reply]]) -> ApiRoute:
         async def answer(body: bytes) -> Reply:
@@ -222,14 +208,7 @@ def route(
             return (await answer(await request.body())).response()
 
         endpoint.__name__, endpoint.__doc__ = handler.__name__, handler.__doc__
-        responses: dict[int | str, Any] = {
-            200: {"description": "OK", "content": {"application/json": {"schema": openapi30(response_model)}}}
-        }
-        for status, description in sorted((ALWAYS | errors).items()):
-            responses[status] = {
-                "description": f"{HTTPStatus(status).phrase}: {description}",
-                "content": {"application/json": {"schema": ERROR_SCHEMA}},
-            }
+        responses = {200: {"description": "OK", "content": {"application/json": {"schema": openapi30(response_model)}}}}
         REQUEST_SCHEMAS[path] = openapi30(request_model)
         api.add_api_route(
             path,
@@ -258,7 +237,7 @@ def publish_limits(current: ServingState) -> None:
 # --- routes -------------------------------------------------------------------------------------------
 
 
-@route("/recommend", "predict", RecommendRequest, RecommendResponse, {})
+@route("/recommend", "predict", RecommendRequest, RecommendResponse)
 async def recommend(body: bytes) -> Reply:
     """Top `count` products for a customer, best first; a customer the model never saw gets the popular
     items, with cold_start true."""
@@ -271,7 +250,7 @@ async def recommend(body: bytes) -> Reply:
     return Reply.json(200, content, engine.version)
 
 
-@route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse, NOT_FOUND)
+@route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse)
 async def similar_items(body: bytes) -> Reply:
     """The `count` products most similar to one product (bought or viewed by the same customers)."""
     ask = parse(body, SimilarItemsRequest)
@@ -287,7 +266,7 @@ async def similar_items(body: bytes) -> Reply:
     )
 
 
-@route("/forecast", "predict", ForecastRequest, ForecastResponse, NOT_FOUND)
+@route("/forecast", "predict", ForecastRequest, ForecastResponse)
 async def forecast(body: bytes) -> Reply:
     """Demand forecast of one product for the next `horizon` periods, with its 80% interval."""
     ask = parse(body, ForecastRequest)
@@ -304,7 +283,7 @@ async def forecast(body: bytes) -> Reply:
     return Reply.json(200, content, engine.version)
 
 
-@route("/insights", "predict", InsightsRequest, InsightsResponse, NOT_FOUND)
+@route("/insights", "predict", InsightsRequest, InsightsResponse)
 async def insights(body: bytes) -> Reply:
     """Restock, spike and decline alerts from the forecast: one product's, or all of them."""
     ask = parse(body, InsightsRequest)
@@ -319,7 +298,7 @@ async def insights(body: bytes) -> Reply:
     return Reply.json(200, content, engine.version)
 
 
-@route("/search", "predict", SearchRequest, SearchResponse, {})
+@route("/search", "predict", SearchRequest, SearchResponse)
 async def search(body: bytes) -> Reply:
     """Products whose name, category or brand match the words of `q` (BM25), best first; with a known
     `user_id`, re-ranked by the recommender's scores for that customer (both scores shown per item)."""

@@ -26,20 +26,26 @@ Count = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT, description=f"Item
 
 
 class _Request(BaseModel):
+    """Each request names itself in plain words (`title`): validation errors read "1 validation error for
+    recommend request", never a Python class name."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class RecommendRequest(_Request):
+    model_config = ConfigDict(title="recommend request")
     user_id: Id = Field(description="Customer id; one the model never saw gets popular items (cold_start).")
     count: Count = 10
 
 
 class SimilarItemsRequest(_Request):
+    model_config = ConfigDict(title="similar_items request")
     product_id: Id = Field(description="Product the similar items are for.")
     count: Count = 10
 
 
 class ForecastRequest(_Request):
+    model_config = ConfigDict(title="forecast request")
     product_id: Id
     horizon: Annotated[int, Field(strict=True, ge=1, le=MAX_FORECAST_HORIZON)] = Field(
         description="Periods to forecast (answered in `periods`): 1 to the champion's horizon, the "
@@ -49,10 +55,12 @@ class ForecastRequest(_Request):
 
 
 class InsightsRequest(_Request):
+    model_config = ConfigDict(title="insights request")
     product_id: Id | None = Field(None, description="One product's alerts; omitted or null: every product's.")
 
 
 class SearchRequest(_Request):
+    model_config = ConfigDict(title="search request")
     q: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_QUERY_CHARS)] = Field(
         description="Words to look for in product names, categories and brands (case, accents and small "
         "typos do not matter). A query with no letter or digit is refused with 400.",
@@ -129,21 +137,6 @@ class SearchResponse(BaseModel):
     personal_weight: float = Field(description="w: the share of personal_score in score.")
     model_version: str
     items: list[SearchItem]
-
-
-class ValidationIssue(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ErrorBody(BaseModel):
-    """Every non-200 answer: `error` says why; a refused body also lists each problem in `detail`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error: str
-    detail: list[ValidationIssue] | None = None
 
 
 class InsightsResponse(BaseModel):

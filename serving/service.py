@@ -32,6 +32,7 @@ from serving.api import ROUTES, api, publish_limits
 from serving.engine import ServingState
 from serving.middleware import OPEN_PATHS, ApiGateway
 from serving.models import load_champions
+from serving.openapi import OpenApiMiddleware
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
 
@@ -139,4 +140,7 @@ if SETTINGS.serving.cors_allow_list:  # outside the gate, so refusals carry CORS
         expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"],
     )
 RecommenderService.add_asgi_middleware(ApiGateway, routes=ROUTES, settings=SETTINGS)
+RecommenderService.add_asgi_middleware(
+    OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
+)
 bentoml_patches.collapse_unknown_metric_paths(frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs"}))

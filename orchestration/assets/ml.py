@@ -12,7 +12,6 @@ import pandas as pd
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.training import (
     FORECASTER_BASELINE,
-    RECOMMENDER_BASELINE,
     Published,
     TrainingJob,
     forecaster_job,
@@ -25,6 +24,7 @@ from orchestration.warehouse import Warehouse
 
 ML_GROUP = "ml"
 EXPERIMENT = "optimum"
+RECOMMENDER_BASELINE = "popularity"  # the stronger of all-time and recent popularity (ml.recommend.BASELINES)
 
 
 def mart(name: str) -> dg.AssetKey:
@@ -100,6 +100,10 @@ def _train(
     metadata = {
         "summary": f"{evaluation.metric} {evaluation.value:.4f} ({evaluation.baseline} "
         f"{evaluation.baseline_value:.4f}); v{published.version} {decision.outcome}: {decision.reason}",
+    }
+    if published.run_id:  # first after the summary: the way to the run's details
+        metadata["mlflow_run"] = dg.MetadataValue.url(tracking.run_link(experiment_id, published.run_id))
+    metadata |= {
         evaluation.metric: evaluation.value,
         "version": published.version,
         "champion_version": str(decision.champion_after),
@@ -107,8 +111,6 @@ def _train(
         "promotion_reason": decision.reason,
         **{key: _markdown(value) if isinstance(value, pd.DataFrame) else value for key, value in summary.items()},
     }
-    if published.run_id:
-        metadata["mlflow_run"] = tracking.run_link(experiment_id, published.run_id)
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
@@ -124,13 +126,13 @@ def recommender(
     warehouse: dg.ResourceParam[Warehouse],
     mlflow_tracking: dg.ResourceParam[MlflowTracking],
 ) -> dg.MaterializeResult:
-    """Pick the best recommender on a per-user temporal split (NDCG@10) and register it."""
+    """Choose model, settings and recency on a validation split nested in the training part (NDCG@10), report
+    them on the test part against the stronger of all-time and recent popularity, and register the choice."""
     events = warehouse.query("SELECT * FROM marts.fct_interactions")
     if events.empty:
         return _skipped(context, "recommender", RECOMMENDER_BASELINE, "no interactions in the warehouse")
-    scores = warehouse.query("SELECT user_id, product_id, score FROM marts.user_item_scores")
     products = warehouse.query("SELECT * FROM marts.dim_products")
-    job = recommender_job(events, scores, products, settings.interaction_weights, settings.half_life_days)
+    job = recommender_job(events, products, settings.interaction_weights)
     return _train(context, "recommender", RECOMMENDER_BASELINE, job, mlflow_tracking)
 
 
@@ -152,7 +154,12 @@ def demand_forecaster(
         return _skipped(context, "demand_forecaster", FORECASTER_BASELINE, "no sales in the warehouse")
     products = warehouse.query("SELECT * FROM marts.dim_products")
     job = forecaster_job(
-        daily, products, settings.forecast_freq, settings.forecast_horizon, settings.forecast_prophet_top_n
+        daily,
+        products,
+        settings.forecast_freq,
+        settings.forecast_horizon,
+        settings.forecast_prophet_top_n,
+        settings.forecast_calendar,
     )
     return _train(context, "demand_forecaster", FORECASTER_BASELINE, job, mlflow_tracking)
 
