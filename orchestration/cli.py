@@ -19,6 +19,7 @@ import pandas as pd
 from optimum.settings import REPO_ROOT, Settings, Target
 from orchestration import processes
 from orchestration.processes import Server
+from serving.auth import SCOPES
 
 # The demo site is our own static server on loopback, so the scraper may go faster than on the web.
 DEMO_SITE_REQUESTS_PER_SECOND = 100.0
@@ -501,6 +502,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from serving.auth import TokenExists, create_token, token_store
+
+    store = token_store(_settings(args))
+    try:
+        token = create_token(store, args.name, args.scope)
+    except (TokenExists, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(token)
+    print(
+        f"token {args.name!r} (scope {args.scope}) stored as its SHA-256 in {store.describe()}; "
+        "this is the only time it is shown. Send it as `Authorization: Bearer <token>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -552,6 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_target(commands.add_parser("serve", help="serve the champion models (BentoML)"))
     serve.add_argument("--port", type=int, default=SERVING_PORT)
     serve.set_defaults(func=cmd_serve)
+
+    token = commands.add_parser("token", help="API tokens of the serving API")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = with_target(token_commands.add_parser("create", help="create a token, print it once, store its hash"))
+    create.add_argument("name", help="who the token is for (logged with each request; the token never is)")
+    create.add_argument("--scope", choices=list(SCOPES), default="predict")
+    create.set_defaults(func=cmd_token_create)
 
     mlflow_ui = with_target(commands.add_parser("mlflow-ui", help="MLflow UI on the platform's tracking store"))
     mlflow_ui.add_argument("--port", type=int, default=MLFLOW_PORT)
