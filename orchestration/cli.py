@@ -175,6 +175,8 @@ def kill_abandoned_mlflow_runs(settings: Settings) -> int:
 
 
 def _execute(settings: Settings, job_name: str, instance) -> bool:
+    import dagster as dg
+
     from orchestration import narrative
     from orchestration.dbt import WAREHOUSE_GROUP
     from orchestration.definitions import build_definitions
@@ -207,7 +209,8 @@ def _execute(settings: Settings, job_name: str, instance) -> bool:
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
             evaluation = event.event_specific_data
-            print(f"{'':12}check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
+            outcome = "warned" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed"
+            print(f"{'':12}check {outcome}: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
     if not result.success:
         tail = narrative.plain(printed.getvalue()).strip().splitlines()[-60:]
         print("\n".join(["dbt's last lines:", *tail]) if tail else "", file=sys.stderr)
