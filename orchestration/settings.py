@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
 
+    # The closed loop: capture and prediction-log spools, monitoring thresholds, A/B split.
+    interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
+    spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
+    spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
+
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod
     def _absolute(cls, path: Path) -> Path:

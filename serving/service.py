@@ -34,6 +34,7 @@ import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request tim
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.recommend import UnknownItemError
 from orchestration.settings import Settings
+from serving.capture import CaptureMiddleware, InteractionCapture
 from serving.engine import HorizonTooLarge, ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
 from serving.models import CHAMPION_ALIAS, load_champions
@@ -110,13 +111,31 @@ class RecommenderService:
     """Serves the registered champions of optimum-recommender and optimum-demand-forecaster."""
 
     def __init__(self) -> None:
-        self.tracking_uri = Settings().tracking_uri
+        settings = Settings()
+        self.tracking_uri = settings.tracking_uri
+        self.capture = InteractionCapture(
+            settings.landing_dir,
+            settings.interactions_max_batch,
+            settings.spool_max_bytes,
+            settings.spool_max_seconds,
+        )
+        self.spools = [self.capture.spool]
         self.state = ServingState.build(load_champions(self.tracking_uri))
         self._log_state()
         _freeze_heap()
         self._stop = threading.Event()
         if REFRESH_SECONDS > 0:
             threading.Thread(target=self._refresh_loop, name="champion-refresh", daemon=True).start()
+        threading.Thread(target=self._rotate_loop, name="spool-rotation", daemon=True).start()
+
+    def _rotate_loop(self) -> None:
+        """Close spool files that reached their age even when no request comes, so ingestion sees them."""
+        while not self._stop.wait(1.0):
+            for spool in self.spools:
+                try:
+                    spool.rotate_if_old()
+                except OSError:
+                    logger.exception("could not close spool file in %s", spool.directory)
 
     def _log_state(self) -> None:
         for name, version in self.state.champions.versions().items():
@@ -146,6 +165,8 @@ class RecommenderService:
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        for spool in self.spools:
+            spool.close()
 
     def __is_ready__(self) -> bool:
         return self.state.champions.complete
@@ -201,4 +222,5 @@ class RecommenderService:
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)
 RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES)
+RecommenderService.add_asgi_middleware(CaptureMiddleware, capture=lambda: bentoml.get_current_service().capture)
 quiet_validation_errors()

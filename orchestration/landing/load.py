@@ -20,6 +20,7 @@ from orchestration.landing.contract import LEAD_FIELDS, PRODUCTS, Source
 from orchestration.landing.raw_tables import ensure_raw_schema, next_load_id, qualified, quarantine_table
 from orchestration.landing.validate import file_sha256, parse_landing_file, row_keys, validate_rows
 from orchestration.warehouse import Connection, Warehouse
+from serving.spool import close_orphans
 
 
 @dataclass
@@ -102,6 +103,7 @@ def load_source(warehouse: Warehouse, landing_dir: Path, source: Source) -> Load
     if not folder.is_dir():
         report.folder_found = False
         return report
+    close_orphans(folder)  # spool files the service left open when it died hold acknowledged events
     for path in _landing_files(folder):
         report.files_seen += 1
         data = path.read_bytes()
