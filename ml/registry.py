@@ -17,6 +17,10 @@ from mlflow import MlflowClient
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MIN_RELATIVE_IMPROVEMENT = 0.005
+# Lineage tags on every training run, read back by serving (each answer carries them) and `optimum trace`.
+DAGSTER_RUN_TAG = "dagster.run_id"
+DAGSTER_ASSET_TAG = "dagster.asset_key"
+DATA_AS_OF_TAG = "data_as_of"
 _PIP_REQUIREMENTS: list[str] = []  # served from the project's own locked environment, never pip-installed
 
 

@@ -103,6 +103,7 @@ def serving_env(settings: Settings) -> dict[str, str]:
         "OPTIMUM_TARGET": settings.target.value,
         "OPTIMUM_PG_DSN": settings.pg_dsn,
         "OPTIMUM_MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "OPTIMUM_LANDING_DIR": str(settings.landing_dir),
         "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
     }
 
@@ -233,6 +234,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     return subprocess.call([str(Path(sys.executable).parent / command[0]), *command[1:]], cwd=REPO_ROOT)
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print one answer's lineage: request -> model version -> MLflow run -> Dagster run -> data snapshot."""
+    from orchestration.trace import RequestNotFound, trace_request
+
+    try:
+        print("\n".join(trace_request(_settings(args), args.request_id)))
+    except RequestNotFound as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_target(commands.add_parser("serve", help="serve the champion models (BentoML)"))
     serve.add_argument("--port", type=int, default=SERVING_PORT)
     serve.set_defaults(func=cmd_serve)
+
+    trace = with_target(commands.add_parser("trace", help="lineage of one served answer, by its request_id"))
+    trace.add_argument("request_id")
+    trace.add_argument("--landing", help="landing folder (default OPTIMUM_LANDING_DIR)")
+    trace.set_defaults(func=cmd_trace)
 
     mlflow_ui = with_target(commands.add_parser("mlflow-ui", help="MLflow UI on the platform's tracking store"))
     mlflow_ui.add_argument("--port", type=int, default=5000)

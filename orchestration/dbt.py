@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
 from orchestration.settings import DBT_PROJECT_DIR, Settings
@@ -69,3 +70,7 @@ class OptimumDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return WAREHOUSE_GROUP
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        """The warehouse follows ingestion: a model is rebuilt once its sources or parents were updated."""
+        return dg.AutomationCondition.eager()

@@ -7,6 +7,13 @@ import dagster as dg
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
 from orchestration.assets.warehouse import build_warehouse_assets
+from orchestration.automation import (
+    automation_sensor,
+    ingest_landing_job,
+    landing_sensor,
+    monthly_retrain_schedule,
+    retrain_job,
+)
 from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import jobs, schedules
@@ -23,8 +30,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*ingest_assets, build_warehouse_assets(), *ml_assets],
         asset_checks=expectation_checks,
-        jobs=jobs,
-        schedules=schedules,
+        jobs=[*jobs, ingest_landing_job, retrain_job],
+        schedules=[*schedules, monthly_retrain_schedule],
+        sensors=[landing_sensor, automation_sensor],
         executor=executor,
         resources={
             "settings": settings,

@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dagster as dg
 import mlflow
 from mlflow import MlflowClient
 
+from ml.registry import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG, DATA_AS_OF_TAG
 from orchestration.settings import Settings
 
 os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # models are logged offline
@@ -34,9 +36,18 @@ class MlflowTracking:
         return client.create_experiment(name, artifact_location=location)
 
     @contextmanager
-    def start_run(self, experiment: str, run_name: str) -> Iterator[mlflow.ActiveRun]:
+    def start_run(
+        self, experiment: str, run_name: str, context: dg.AssetExecutionContext | None = None, data_as_of=None
+    ) -> Iterator[mlflow.ActiveRun]:
+        """A run tagged with the Dagster run and asset that started it and the data's latest date, so a
+        served answer leads back to both (the asset's metadata links the run the other way)."""
         mlflow.set_experiment(experiment_id=self.experiment_id(experiment))  # nested runs land beside the parent
-        with mlflow.start_run(run_name=run_name) as run:
+        tags = {}
+        if context is not None:
+            tags = {DAGSTER_RUN_TAG: context.run.run_id, DAGSTER_ASSET_TAG: context.asset_key.to_user_string()}
+        if data_as_of is not None:
+            tags[DATA_AS_OF_TAG] = str(data_as_of)
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
             yield run
 
     def run_link(self, run: mlflow.ActiveRun) -> str:

@@ -37,7 +37,8 @@ from orchestration.settings import Settings
 from serving.capture import CaptureMiddleware, InteractionCapture
 from serving.engine import HorizonTooLarge, ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
-from serving.models import CHAMPION_ALIAS, load_champions
+from serving.models import CHAMPION_ALIAS, Champion, load_champions
+from serving.prediction_log import LineageCache, PredictionLog, new_request_id
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -106,6 +107,10 @@ def unknown_product(product_id: str, what: str) -> JSONResponse:
     return error(404, f"unknown product_id {product_id!r}: {what}", product_id=product_id)
 
 
+def _scored(items: list[dict]) -> list[tuple[str, float | None]]:
+    return [(item["product_id"], item["score"]) for item in items]
+
+
 @bentoml.service(**service_config())
 class RecommenderService:
     """Serves the registered champions of optimum-recommender and optimum-demand-forecaster."""
@@ -119,8 +124,11 @@ class RecommenderService:
             settings.spool_max_bytes,
             settings.spool_max_seconds,
         )
-        self.spools = [self.capture.spool]
+        self.prediction_log = PredictionLog(settings.landing_dir, settings.spool_max_bytes, settings.spool_max_seconds)
+        self.spools = [self.capture.spool, self.prediction_log.spool]
+        self.lineage = LineageCache(self.tracking_uri)
         self.state = ServingState.build(load_champions(self.tracking_uri))
+        self.lineage.prime(self.state.champions)
         self._log_state()
         _freeze_heap()
         self._stop = threading.Event()
@@ -158,6 +166,7 @@ class RecommenderService:
         if champions.versions() != current.champions.versions():
             state = ServingState.build(champions, previous=current)
             if state.champions.versions() != current.champions.versions():
+                self.lineage.prime(state.champions)
                 self.state = state
                 self._log_state()
                 _freeze_heap()
@@ -171,6 +180,15 @@ class RecommenderService:
     def __is_ready__(self) -> bool:
         return self.state.champions.complete
 
+    async def _logged(
+        self, endpoint: str, caller_id: str, champion: Champion, variant: str, items: list[tuple[str, float | None]]
+    ) -> dict:
+        """Log the answer durably; the fields every logged response carries."""
+        lineage = self.lineage.get(champion.name, champion.version, champion.run_id)
+        request_id = new_request_id()
+        await self.prediction_log.record(request_id, endpoint, caller_id, variant, lineage, items)
+        return {"request_id": request_id, "variant": variant, "lineage": lineage.as_dict()}
+
     @bentoml.api(input_spec=RecommendRequest)
     async def recommend(self, user_id: str, count: int = 10) -> RecommendResponse:
         """Top `count` products for a customer, best first; a customer the model never saw gets the
@@ -179,7 +197,10 @@ class RecommenderService:
         if engine is None:
             return no_champion(self.state, RECOMMENDER_MODEL_NAME)
         cold_start, items = engine.recommend(user_id, count)
-        return RecommendResponse(user_id=user_id, model_version=engine.version, cold_start=cold_start, items=items)
+        logged = await self._logged("/recommend", user_id, engine.champion, "champion", _scored(items))
+        return RecommendResponse(
+            user_id=user_id, model_version=engine.version, cold_start=cold_start, items=items, **logged
+        )
 
     @bentoml.api(input_spec=SimilarItemsRequest)
     async def similar_items(self, product_id: str, count: int = 10) -> SimilarItemsResponse:
@@ -191,7 +212,8 @@ class RecommenderService:
             items = engine.similar_items(product_id, count)
         except UnknownItemError:
             return unknown_product(product_id, "the recommender has no interactions with it")
-        return SimilarItemsResponse(product_id=product_id, model_version=engine.version, items=items)
+        logged = await self._logged("/similar_items", product_id, engine.champion, "champion", _scored(items))
+        return SimilarItemsResponse(product_id=product_id, model_version=engine.version, items=items, **logged)
 
     @bentoml.api(input_spec=ForecastRequest)
     async def forecast(self, product_id: str, horizon: int) -> ForecastResponse:
@@ -205,7 +227,11 @@ class RecommenderService:
             return error(400, str(exc), max_horizon=exc.horizon, freq=exc.freq)
         except UnknownItemError:
             return unknown_product(product_id, "no forecast: the product is unknown or has never sold")
-        return ForecastResponse(product_id=product_id, model_version=engine.version, freq=engine.freq, **found)
+        periods = [(str(p["period_start"]), p["yhat"]) for p in found["periods"]]
+        logged = await self._logged("/forecast", product_id, engine.champion, "champion", periods)
+        return ForecastResponse(
+            product_id=product_id, model_version=engine.version, freq=engine.freq, **found, **logged
+        )
 
     @bentoml.api(input_spec=InsightsRequest)
     async def insights(self, product_id: str | None = None) -> InsightsResponse:

@@ -4,6 +4,7 @@ import dagster as dg
 
 from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source
 from orchestration.landing.load import LoadReport, load_leads, load_source
+from orchestration.landing.predictions import load_prediction_log
 from orchestration.landing.raw_tables import qualified, quarantine_table
 from orchestration.scraper.crawler import CrawlPolicy, crawl
 from orchestration.settings import Settings
@@ -90,5 +91,21 @@ def raw_leads(
     return dg.MaterializeResult(metadata=crawl_metadata | _report_metadata(report, warehouse, "leads"))
 
 
+@dg.asset(
+    key=raw_asset_key("prediction_log"),
+    group_name=INGEST_GROUP,
+    kinds={"python", "bentoml"},
+    description="The serving API's answers from landing/prediction_log/ (closed spool files), one row per item.",
+)
+def raw_prediction_log(
+    context: dg.AssetExecutionContext,
+    settings: dg.ResourceParam[Settings],
+    warehouse: dg.ResourceParam[Warehouse],
+) -> dg.MaterializeResult:
+    report = load_prediction_log(warehouse, settings.landing_dir)
+    context.log.info(report.summary)
+    return dg.MaterializeResult(metadata=_report_metadata(report, warehouse, "prediction_log"))
+
+
 landing_assets = [build_landing_asset(source) for source in LANDING_SOURCES]
-ingest_assets = [*landing_assets, raw_leads]
+ingest_assets = [*landing_assets, raw_leads, raw_prediction_log]

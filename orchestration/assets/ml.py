@@ -117,7 +117,8 @@ def recommender(
     products = warehouse.query("SELECT * FROM marts.dim_products")
     training = train_recommender(events, scores)
     metrics = training.candidates.drop(columns=["model", "params"]).astype(float)
-    with mlflow_tracking.start_run(EXPERIMENT, "recommender") as run:
+    as_of = events["event_at"].max()
+    with mlflow_tracking.start_run(EXPERIMENT, "recommender", context, as_of) as run:
         mlflow.log_params({"chosen": training.key, "candidates": ",".join(map(str, metrics.index))})
         mlflow.log_params({"users": scores["user_id"].nunique(), "items": scores["product_id"].nunique()})
         for key, row in metrics.iterrows():
@@ -176,7 +177,8 @@ def demand_forecaster(
     )
     result = training.result
     metrics = result.metrics.set_index("model").drop(columns="n_series").astype(float)
-    with mlflow_tracking.start_run(EXPERIMENT, "demand_forecaster") as run:
+    as_of = daily["sales_date"].max()
+    with mlflow_tracking.start_run(EXPERIMENT, "demand_forecaster", context, as_of) as run:
         mlflow.log_params(
             {"freq": result.freq, "horizon": result.horizon, "series": result.history["product_id"].nunique()}
         )
@@ -229,7 +231,13 @@ def _champion(name: str, mlflow_tracking: MlflowTracking):
     return mlflow.pyfunc.load_model(f"models:/{name}@champion").unwrap_python_model(), current[0]
 
 
-@dg.asset(key=mart("recommendations"), group_name=ML_GROUP, deps=[recommender], kinds={"python", "duckdb"})
+@dg.asset(
+    key=mart("recommendations"),
+    group_name=ML_GROUP,
+    deps=[recommender],
+    kinds={"python", "duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def recommendations(
     context: dg.AssetExecutionContext,
     settings: dg.ResourceParam[Settings],
@@ -256,8 +264,14 @@ def recommendations(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(mart("demand_forecast"), group_name=ML_GROUP, deps=[demand_forecaster], kinds={"python"}),
-        dg.AssetSpec(mart("forecast_insights"), group_name=ML_GROUP, deps=[demand_forecaster], kinds={"python"}),
+        dg.AssetSpec(
+            mart(name),
+            group_name=ML_GROUP,
+            deps=[demand_forecaster],
+            kinds={"python"},
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+        for name in ("demand_forecast", "forecast_insights")
     ]
 )
 def forecast_outputs(warehouse: dg.ResourceParam[Warehouse], mlflow_tracking: dg.ResourceParam[MlflowTracking]):

@@ -48,12 +48,12 @@ class LoadReport:
         )
 
 
-def _now() -> datetime:
+def audit_time() -> datetime:
     """Audit time of a load (bookkeeping only; no business logic depends on it)."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _landing_files(folder: Path) -> list[Path]:
+def landing_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
@@ -68,7 +68,7 @@ def _with_load_columns(frame: pd.DataFrame, file_name: str, load_id: int, loaded
     return out
 
 
-def _record_load(conn: Connection, load_id: int, source: str, file_name: str, sha: str, good: int, bad: int):
+def record_load(conn: Connection, load_id: int, source: str, file_name: str, sha: str, good: int, bad: int):
     log = pd.DataFrame(
         [
             {
@@ -78,7 +78,7 @@ def _record_load(conn: Connection, load_id: int, source: str, file_name: str, sh
                 "content_sha256": sha,
                 "rows_loaded": good,
                 "rows_quarantined": bad,
-                "loaded_at": _now(),
+                "loaded_at": audit_time(),
             }
         ]
     )
@@ -104,7 +104,7 @@ def load_source(warehouse: Warehouse, landing_dir: Path, source: Source) -> Load
         report.folder_found = False
         return report
     close_orphans(folder)  # spool files the service left open when it died hold acknowledged events
-    for path in _landing_files(folder):
+    for path in landing_files(folder):
         report.files_seen += 1
         data = path.read_bytes()
         sha = file_sha256(data)
@@ -115,10 +115,10 @@ def load_source(warehouse: Warehouse, landing_dir: Path, source: Source) -> Load
         result = validate_rows(parsed, source, known_products, existing_keys)
         with warehouse.transaction() as conn:
             load_id = next_load_id(conn)
-            loaded_at = _now()
+            loaded_at = audit_time()
             conn.append(qualified(source.raw_table), _with_load_columns(result.good, path.name, load_id, loaded_at))
             conn.append(quarantine_table(source), _with_load_columns(result.quarantined, path.name, load_id, loaded_at))
-            _record_load(conn, load_id, source.name, path.name, sha, len(result.good), len(result.quarantined))
+            record_load(conn, load_id, source.name, path.name, sha, len(result.good), len(result.quarantined))
         loaded_hashes.add(sha)
         if source is not PRODUCTS:
             existing_keys = existing_keys.append(pd.Index(row_keys(result.good, source)))
@@ -163,10 +163,10 @@ def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict])
         bad = bad.merge(known_bad, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
         if len(new) or len(bad):
             load_id = next_load_id(conn)
-            loaded_at = _now()
+            loaded_at = audit_time()
             conn.append(qualified("leads"), new.assign(_load_id=load_id, _loaded_at=loaded_at))
             conn.append(quarantine_table("leads"), bad.assign(_load_id=load_id, _loaded_at=loaded_at))
-            _record_load(conn, load_id, "leads", "scrape", "", len(new), len(bad))
+            record_load(conn, load_id, "leads", "scrape", "", len(new), len(bad))
     report.rows_loaded = len(new)
     report.files_loaded = new["source_url"].tolist()
     report.files_skipped = frame.loc[~frame.index.isin(new.index), "source_url"].tolist()

@@ -38,7 +38,7 @@ def killed_service(small_demo, tmp_path_factory):
     acknowledged: set[str] = set()
     answers: dict[str, httpx.Response] = {}
     try:
-        wait_until_up(server, "/livez")
+        wait_until_up(server, "/livez", timeout=300)
 
         def batch(n: int, size: int) -> list[dict]:
             return [

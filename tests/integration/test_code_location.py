@@ -43,7 +43,7 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     manifest = json.loads(dbt_project.manifest_path.read_text())
     dbt_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     assert dbt_tests <= checks, dbt_tests - checks  # singular tests with several refs too
-    assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0"}
+    assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0", "0 3 1 * *"}
     assert definitions.resolve_job_def("ingest_and_warehouse") is not None
 
 
