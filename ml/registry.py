@@ -147,3 +147,18 @@ def _history(client: MlflowClient, name: str, new_champion: str) -> str:
 
 def config_json(config: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
+
+
+def promote_ab_winner(name: str, version: str, reason: str) -> bool:
+    """Make `version` the champion because it won an A/B test on live outcomes (the offline gate already
+    let it serve as challenger); recorded like every other decision. False when it already is."""
+    current = champion_version(name)
+    if current is not None and current[0] == version:
+        return False
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, "promotion.decision", "promoted")
+    client.set_model_version_tag(name, version, "promotion.reason", reason)
+    client.set_model_version_tag(name, version, "promotion.compared_with", str(current[0] if current else None))
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_registered_model_tag(name, "champion.history", _history(client, name, version))
+    return True

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.alerts import raise_alert, retrain_alerts_after
 from orchestration.assets.ingest import raw_asset_key
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.predictions import SOURCE as PREDICTION_LOG
 from orchestration.settings import Settings
+from orchestration.warehouse import Warehouse
 
 WATCHED_FOLDERS = (*(source.name for source in LANDING_SOURCES), PREDICTION_LOG)
 SETTLE_SECONDS = 1.0  # a file younger than this is left for the next tick (its directory entry may be mid-rename)
@@ -114,3 +116,34 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
     description="Evaluates the assets' automation conditions (the warehouse and batch outputs follow ingest).",
 )
+
+
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrains when a forecast-accuracy or drift check failed (its alert row asks for a retrain).",
+)
+def retrain_on_evidence(
+    context: dg.SensorEvaluationContext, settings: dg.ResourceParam[Settings], warehouse: dg.ResourceParam[Warehouse]
+):
+    handled = int(context.cursor or 0)
+    alerts = retrain_alerts_after(warehouse, handled)
+    if alerts.empty:
+        return dg.SkipReason("no failed accuracy or drift check since the last retrain request")
+    newest = int(alerts["alert_id"].max())
+    context.update_cursor(str(newest))
+    reasons = ", ".join(sorted(set(alerts["kind"])))
+    return dg.RunRequest(run_key=f"retrain-after-alert-{newest}", tags={"optimum/retrain_reason": reasons[:200]})
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Writes an alert row (and posts the webhook) for every failed run.",
+)
+def alert_on_run_failure(
+    context: dg.RunFailureSensorContext, settings: dg.ResourceParam[Settings], warehouse: dg.ResourceParam[Warehouse]
+):
+    run = context.dagster_run
+    message = context.failure_event.message or "run failed"
+    raise_alert(settings, warehouse, "run_failed", f"{run.job_name} run {run.run_id}", message)

@@ -68,10 +68,11 @@ def trace_request(settings: Settings, request_id: str) -> list[str]:
         return [*lines, "mlflow run  (none recorded)"]
     run = client.get_run(run_id)
     tags = run.data.tags
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.data.metrics.items())[:6])
+    metrics = "".join(f"; {k}={v:.4g}" for k, v in sorted(run.data.metrics.items())[:6])
+    started = pd.Timestamp(run.info.start_time, unit="ms").floor("s")
     lines += [
         f"mlflow run  {run_id} ({tags.get('mlflow.runName', '')}) in experiment {run.info.experiment_id}",
-        f"            {run.info.status}, started {pd.Timestamp(run.info.start_time, unit='ms')} UTC; {metrics}",
+        f"            {run.info.status}, started {started} UTC{metrics}",
     ]
     dagster_run_id = tags.get(DAGSTER_RUN_TAG)
     lines.append(_dagster_line(settings, dagster_run_id, tags.get(DAGSTER_ASSET_TAG)))
@@ -104,5 +105,5 @@ def _dagster_line(settings: Settings, run_id: str | None, asset_key: str | None)
         stats = instance.get_run_stats(run_id) if run else None
     if run is None:
         return f"dagster run {run_id} (asset {asset_key}; not in this Dagster instance's history)"
-    started = pd.Timestamp(stats.start_time, unit="s") if stats and stats.start_time else "?"
+    started = pd.Timestamp(stats.start_time, unit="s").floor("s") if stats and stats.start_time else "?"
     return f"dagster run {run_id}: job {run.job_name}, {run.status.value}, started {started} UTC, asset {asset_key}"

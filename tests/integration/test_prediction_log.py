@@ -120,5 +120,5 @@ def test_answers_land_in_the_prediction_log_and_trace_end_to_end(
     assert forecast["request_id"] in lines and "raw.prediction_log" in lines
     assert f"{FORECASTER_MODEL_NAME} version {forecast['model_version']}" in lines
     assert forecast["lineage"]["mlflow_run_id"] in lines
-    assert f"dagster run {dagster_run_id}: job __ASSET_JOB, SUCCESS" in lines, lines
+    assert f"dagster run {dagster_run_id}: job __ephemeral_asset_job__, SUCCESS" in lines, lines
     assert f"as of {DATA_AS_OF}" in lines and "user_item_scores (digest" in lines
