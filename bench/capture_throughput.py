@@ -134,7 +134,7 @@ def crash(args, out: Path) -> None:
         None,
         OPTIMUM_LANDING_DIR=str(landing),
         OPTIMUM_SERVING_REFRESH_SECONDS="0",
-        OPTIMUM_SPOOL_MAX_BYTES=str(1 << 20),
+        OPTIMUM_SERVING_SPOOL_MAX_BYTES=str(1 << 20),
     )
     server = start_server(env, out / "crash" / "server.log")
     acknowledged: set[str] = set()

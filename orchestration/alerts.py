@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pandas as pd
 
-from orchestration.settings import Settings
+from optimum.settings import Settings
 from orchestration.warehouse import Connection, Warehouse
 
 SCHEMA = "monitoring"

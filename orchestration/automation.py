@@ -14,11 +14,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.alerts import raise_alert, retrain_alerts_after
 from orchestration.assets.ingest import raw_asset_key
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.predictions import SOURCE as PREDICTION_LOG
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 WATCHED_FOLDERS = (*(source.name for source in LANDING_SOURCES), PREDICTION_LOG)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from optimum.settings import Settings, Target
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
 from orchestration.assets.monitoring import build_monitoring_assets
@@ -21,7 +22,6 @@ from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import jobs, schedules
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import Settings, Target
 from orchestration.warehouse import Warehouse
 
 

@@ -11,7 +11,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from ml.registry import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG, DATA_AS_OF_TAG
-from orchestration.settings import Settings
+from optimum.settings import Settings
 
 os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # models are logged offline
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ml.registry import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG, DATA_AS_OF_TAG
+from optimum.settings import Settings
 from orchestration.landing.predictions import REQUEST_FIELDS, SOURCE
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 

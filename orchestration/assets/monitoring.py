@@ -30,9 +30,9 @@ from ml.monitoring import (
 from ml.packaging import RECOMMENDER_MODEL_NAME
 from ml.registry import promote_ab_winner
 from ml.training import train_forecaster
+from optimum.settings import Settings
 from orchestration.alerts import SCHEMA, raise_alert
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 MONITORING_GROUP = "monitoring"

@@ -30,8 +30,8 @@ def killed_service(small_demo, tmp_path_factory):
         root / "home",
         tracking_uri=None,
         OPTIMUM_LANDING_DIR=str(landing),
-        OPTIMUM_SPOOL_MAX_BYTES="8192",  # several closed files, and one left open by the kill
-        OPTIMUM_SPOOL_MAX_SECONDS="600",
+        OPTIMUM_SERVING_SPOOL_MAX_BYTES="8192",  # several closed files, and one left open by the kill
+        OPTIMUM_SERVING_SPOOL_MAX_SECONDS="600",
         OPTIMUM_SERVING_REFRESH_SECONDS="0",
     )
     server = start_server(env, root / "server.log")

@@ -15,9 +15,9 @@ import mlflow
 import pytest
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from optimum.settings import Settings
 from orchestration.landing.predictions import load_prediction_log
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import Settings
 from orchestration.trace import trace_request
 from orchestration.warehouse import Warehouse
 from tests.serving_fixtures import (

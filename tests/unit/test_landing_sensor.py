@@ -7,8 +7,8 @@ import time
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.automation import LandingCursor, landing_sensor, new_landing_files
-from orchestration.settings import Settings
 
 
 def _touch(path):

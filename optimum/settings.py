@@ -1,11 +1,14 @@
 """One typed settings object for the whole platform, read from OPTIMUM_* environment variables.
 
 Paths, the warehouse target and credentials are decided here and nowhere else; dbt, Dagster, MLflow and
-BentoML receive what they need from `Settings` (see `Settings.dbt_env`).
+BentoML receive what they need from `Settings` (see `Settings.dbt_env` and `Settings.as_env`). It lives
+outside both the Dagster code location (`orchestration`) and the inference service (`serving`) so that
+each depends on it, and neither on the other.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from enum import StrEnum
 from functools import cached_property
@@ -24,6 +27,26 @@ EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 class Target(StrEnum):
     DUCKDB = "duckdb"
     POSTGRES = "postgres"
+
+
+class ServingSettings(BaseSettings):
+    """How the inference service runs (OPTIMUM_SERVING_*): read once, before BentoML starts its workers."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_SERVING_", extra="ignore")
+
+    refresh_seconds: float = Field(
+        60.0, ge=0, description="How often the service checks for a newly promoted champion; 0: never."
+    )
+    workers: int = Field(1, ge=1, description="Worker processes of the service.")
+    access_log: bool = Field(False, description="Log every request (costs about as much CPU as answering it).")
+    tracing: bool = Field(False, description="OpenTelemetry spans on the API routes.")
+    max_body_bytes: int = Field(64 * 1024, ge=1, description="Larger request bodies are refused with 413.")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
+    # The closed loop: POST /interactions and the prediction log go through durable spools (serving/spool.py).
+    interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
+    spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
+    spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
+    ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
 
 
 class Settings(BaseSettings):
@@ -46,11 +69,9 @@ class Settings(BaseSettings):
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
 
-    # The closed loop: capture and prediction-log spools, monitoring thresholds, A/B split.
-    interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
-    spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
-    spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
+    # The closed loop: forecast snapshots, monitoring thresholds, alerts, the A/B verdict.
     snapshot_start: date = Field(date(2023, 1, 2), description="First as-of week of the forecast snapshots.")
     accuracy_max_mase_ratio: float = Field(
         1.5,
@@ -67,7 +88,6 @@ class Settings(BaseSettings):
     hit_rate_window_days: int = Field(7, ge=1, description="An interaction this soon after a recommendation is a hit.")
     hit_rate_min: float = Field(0.01, ge=0, le=1, description="Outcome check warns below this hit rate.")
     alert_webhook_url: str = Field("", description="Alerts are also POSTed here (JSON) when set.")
-    ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
     ab_min_answers: int = Field(200, ge=1, description="Answers per arm before the A/B report decides.")
     ab_alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the A/B z-test.")
     ab_promote_winner: bool = Field(False, description="A challenger that wins the A/B test becomes champion.")
@@ -131,6 +151,21 @@ class Settings(BaseSettings):
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""
+        return _as_env(self, "OPTIMUM_")
+
     def ensure_dirs(self) -> None:
         for path in (self.home, self.dagster_home, self.mlflow_dir, self.bentoml_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _as_env(settings: BaseSettings, prefix: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        nested = getattr(settings, name)
+        if isinstance(nested, BaseSettings):
+            env |= _as_env(nested, nested.model_config["env_prefix"])
+        else:
+            env[f"{prefix}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
