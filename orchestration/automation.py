@@ -17,6 +17,8 @@ import dagster as dg
 from optimum.settings import Settings
 from orchestration.alerts import raise_alert, retrain_alerts_after
 from orchestration.assets.ingest import raw_asset_key
+from orchestration.assets.monitoring import MONITORING_GROUP
+from orchestration.dbt import WAREHOUSE_GROUP
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.predictions import SOURCE as PREDICTION_LOG
 from orchestration.warehouse import Warehouse
@@ -33,6 +35,12 @@ retrain_job = dg.define_asset_job(
     "retrain",
     selection=dg.AssetSelection.assets("recommender", "demand_forecaster").downstream(),
     description="Train both models (promotion still goes through the champion gate), then their batch outputs.",
+)
+refresh_monitoring_job = dg.define_asset_job(
+    "refresh_monitoring",
+    selection=dg.AssetSelection.groups(WAREHOUSE_GROUP, MONITORING_GROUP)
+    - dg.AssetSelection.assets(["monitoring", "forecast_snapshots"]),
+    description="Rebuild the warehouse and the unpartitioned monitoring assets (what automation does after ingest).",
 )
 monthly_retrain_schedule = dg.ScheduleDefinition(
     name="monthly_retrain",

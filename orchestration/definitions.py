@@ -15,6 +15,7 @@ from orchestration.automation import (
     ingest_landing_job,
     landing_sensor,
     monthly_retrain_schedule,
+    refresh_monitoring_job,
     retrain_job,
     retrain_on_evidence,
 )
@@ -33,7 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *build_monitoring_assets(settings)],
         asset_checks=expectation_checks,
-        jobs=[*jobs, ingest_landing_job, retrain_job],
+        jobs=[*jobs, ingest_landing_job, retrain_job, refresh_monitoring_job],
         schedules=[*schedules, monthly_retrain_schedule],
         sensors=[landing_sensor, automation_sensor, retrain_on_evidence, alert_on_run_failure],
         executor=executor,

@@ -74,27 +74,30 @@ def _missing_sqlite_file(tracking_uri: str) -> Path | None:
     return None if path.exists() else path
 
 
-def champion_version(client: Any, name: str) -> tuple[str, str | None]:
+def champion_version(client: Any, name: str, alias: str = CHAMPION_ALIAS) -> tuple[str, str | None]:
     """(version, run_id) the alias points at; raises NoChampion when there is none."""
     from mlflow.exceptions import MlflowException
 
     try:
-        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+        version = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise NoChampion(f"no model version of {name!r} has the alias {CHAMPION_ALIAS!r}") from error
+            raise NoChampion(f"no model version of {name!r} has the alias {alias!r}") from error
         raise
     return str(version.version), version.run_id
 
 
-def load_champion(tracking_uri: str, name: str, previous: Champion | None = None) -> Champion:
-    """Load `name@champion`; returns `previous` untouched when the alias still points at its version."""
+def load_champion(
+    tracking_uri: str, name: str, previous: Champion | None = None, alias: str = CHAMPION_ALIAS
+) -> Champion:
+    """Load `name@alias` (the champion unless told); returns `previous` untouched when the alias still
+    points at its version."""
     import mlflow
     from mlflow import MlflowClient
 
     if (path := _missing_sqlite_file(tracking_uri)) is not None:
         raise NoChampion(f"the model registry {path} does not exist yet: nothing has been trained")
-    version, run_id = champion_version(MlflowClient(tracking_uri=tracking_uri), name)
+    version, run_id = champion_version(MlflowClient(tracking_uri=tracking_uri), name, alias)
     if previous is not None and previous.version == version:
         return previous
     # models:/ URIs resolve against the process-wide tracking URI; one set by the caller is put back after.

@@ -15,6 +15,11 @@ method, an oversized or a non-JSON body (serving/middleware.py); 503 only withou
 body is JSON with an "error" string. BentoML adds /livez, /readyz, /metrics (Prometheus) and the OpenAPI
 spec at /docs.json (Swagger UI at /, and /docs redirects there).
 
+The closed loop: POST /interactions records user events durably for ingestion (serving/capture.py);
+every /recommend, /similar_items and /forecast answer carries a request_id, its A/B variant and the
+lineage of its model, and is logged durably before it leaves (serving/prediction_log.py); with
+`serving.ab_challenger_share` > 0 the registry's challenger answers that share of users (serving/ab.py).
+
 Deployment knobs (workers, access log, tracing, request limits) are `Settings.serving`
 (OPTIMUM_SERVING_* variables), read once when this module is imported, before BentoML starts its workers.
 """
@@ -32,6 +37,7 @@ import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request tim
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.recommend import UnknownItemError
 from optimum.settings import ServingSettings, Settings
+from serving.ab import RecommenderExperiment
 from serving.capture import CaptureMiddleware, InteractionCapture
 from serving.engine import HorizonTooLarge, ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
@@ -115,8 +121,10 @@ class RecommenderService:
         self.prediction_log = PredictionLog(SETTINGS.landing_dir, serving.spool_max_bytes, serving.spool_max_seconds)
         self.spools = [self.capture.spool, self.prediction_log.spool]
         self.lineage = LineageCache(self.tracking_uri)
+        self.experiment = RecommenderExperiment(self.tracking_uri, serving.ab_challenger_share)
         self.state = ServingState.build(load_champions(self.tracking_uri))
         self.lineage.prime(self.state.champions)
+        self._refresh_challenger()
         self._log_state()
         _freeze_heap()
         self._stop = threading.Event()
@@ -158,6 +166,12 @@ class RecommenderService:
                 self.state = state
                 self._log_state()
                 _freeze_heap()
+        self._refresh_challenger()
+
+    def _refresh_challenger(self) -> None:
+        self.experiment.refresh(self.state.champions.recommender)
+        if (challenger := self.experiment.engine) is not None:
+            self.lineage.get(challenger.champion.name, challenger.version, challenger.champion.run_id)
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
@@ -180,12 +194,12 @@ class RecommenderService:
     @bentoml.api(input_spec=RecommendRequest)
     async def recommend(self, user_id: str, count: int = 10) -> RecommendResponse:
         """Top `count` products for a customer, best first; a customer the model never saw gets the
-        popular items, with cold_start true."""
-        engine = self.state.recommender
-        if engine is None:
+        popular items, with cold_start true. With an A/B test on, the challenger answers its share."""
+        if self.state.recommender is None:
             return no_champion(self.state, RECOMMENDER_MODEL_NAME)
+        variant, engine = self.experiment.arm(user_id, self.state.recommender)
         cold_start, items = engine.recommend(user_id, count)
-        logged = await self._logged("/recommend", user_id, engine.champion, "champion", _scored(items))
+        logged = await self._logged("/recommend", user_id, engine.champion, variant, _scored(items))
         return RecommendResponse(
             user_id=user_id, model_version=engine.version, cold_start=cold_start, items=items, **logged
         )

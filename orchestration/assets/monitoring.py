@@ -49,6 +49,7 @@ SNAPSHOT_COLUMNS = {
 }
 ACCURACY_CHECK = "accuracy_within_promise"
 DRIFT_CHECK = "no_data_drift"
+DRIFT_MIN_ROWS = 50  # rows each window needs before its distribution is compared
 SCORED_SNAPSHOTS = 4  # the accuracy check judges the mean of the latest few scored weeks, not one noisy week
 
 
@@ -228,38 +229,49 @@ def drift_table(settings: Settings, warehouse: Warehouse) -> pd.DataFrame:
         label = f"{start.date()}..{split.date()} vs ..{end.date()}"
         return (dates > start) & (dates <= split), dates > split, label
 
-    def add(feature: str, reference: pd.Series, recent: pd.Series, label: str) -> None:
+    def add(feature, reference: pd.Series, recent: pd.Series, label: str, before: pd.Series, after: pd.Series):
+        counts = (int(before.sum()), int(after.sum()))
+        judged = min(counts) >= DRIFT_MIN_ROWS  # an empty or tiny window says nothing about drift
         rows.append(
             {
                 "feature": feature,
                 "windows": label,
-                "jensen_shannon": jensen_shannon(reference, recent),
-                "psi": population_stability_index(reference, recent),
+                "reference_rows": counts[0],
+                "recent_rows": counts[1],
+                "jensen_shannon": jensen_shannon(reference, recent) if judged else float("nan"),
+                "psi": population_stability_index(reference, recent) if judged else float("nan"),
             }
         )
 
     if len(events):
         before, after, label = windows(events["event_date"])
-        add(
-            "interaction_mix",
-            distribution(events.loc[before, "interaction_type"]),
-            distribution(events.loc[after, "interaction_type"]),
-            label,
-        )
+        kinds = events["interaction_type"]
+        add("interaction_mix", distribution(kinds[before]), distribution(kinds[after]), label, before, after)
     if len(sales):
         before, after, label = windows(sales["sales_date"])
         qty = sales["quantity"].astype(float)
+        category = sales["category"]
         add(
             "category_demand",
-            distribution(sales.loc[before, "category"], qty[before]),
-            distribution(sales.loc[after, "category"], qty[after]),
+            distribution(category[before], qty[before]),
+            distribution(category[after], qty[after]),
             label,
+            before,
+            after,
         )
         prices = sales["avg_unit_price"].astype(float)
         edges = np.unique(np.nanquantile(prices[before], np.linspace(0.1, 0.9, 9))) if before.any() else np.array([])
         bands = price_bands(prices, edges)
-        add("prices", distribution(bands[before], qty[before]), distribution(bands[after], qty[after]), label)
-    return pd.DataFrame(rows, columns=["feature", "windows", "jensen_shannon", "psi"])
+        add(
+            "prices",
+            distribution(bands[before], qty[before]),
+            distribution(bands[after], qty[after]),
+            label,
+            before,
+            after,
+        )
+    columns = ["feature", "windows", "reference_rows", "recent_rows", "jensen_shannon", "psi"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 @dg.asset(
