@@ -3,6 +3,7 @@
 import dagster as dg
 
 from optimum.settings import Settings
+from orchestration.freshness import DAILY
 from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source
 from orchestration.landing.load import LoadReport, load_leads, load_source
 from orchestration.landing.predictions import load_prediction_log
@@ -43,6 +44,7 @@ def build_landing_asset(source: Source) -> dg.AssetsDefinition:
         group_name=INGEST_GROUP,
         deps=deps,
         kinds={"python", "csv"},
+        freshness_policy=DAILY,
         description=f"Validated rows of landing/{source.name}/*; bad rows go to raw.{source.quarantine_table}.",
     )
     def _landing_asset(
@@ -95,6 +97,7 @@ def raw_leads(
     key=raw_asset_key("prediction_log"),
     group_name=INGEST_GROUP,
     kinds={"python", "bentoml"},
+    freshness_policy=DAILY,
     description="The serving API's answers from landing/prediction_log/ (closed spool files), one row per item.",
 )
 def raw_prediction_log(
