@@ -150,3 +150,36 @@ def two_proportion_z_test(hits_a: int, n_a: int, hits_b: int, n_b: int) -> tuple
         return 0.0, 1.0
     z = (hits_b / n_b - hits_a / n_a) / se
     return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def ab_verdict(outcomes: pd.DataFrame, min_answers: int, alpha: float) -> dict:
+    """Champion vs challenger on `recommendation_hit_rate` rows: rates, z, p and whether the challenger won
+    (both arms have `min_answers`, its hit rate is higher, and significantly so at `alpha`)."""
+    arms = outcomes.groupby("variant")[["answers", "hits"]].sum()
+    champion = arms.loc[CHAMPION] if CHAMPION in arms.index else pd.Series({"answers": 0, "hits": 0})
+    challenger = arms.loc[CHALLENGER] if CHALLENGER in arms.index else pd.Series({"answers": 0, "hits": 0})
+    z, p = two_proportion_z_test(
+        int(champion.hits), int(champion.answers), int(challenger.hits), int(challenger.answers)
+    )
+    enough = min(champion.answers, challenger.answers) >= min_answers
+    won = bool(enough and z > 0 and p < alpha)
+    if not enough:
+        verdict = f"undecided: {min_answers} answers per arm needed"
+    elif won:
+        verdict = "challenger won"
+    else:
+        verdict = "no significant win for the challenger"
+
+    def rate(arm: pd.Series) -> float:
+        return float(arm.hits / arm.answers) if arm.answers else float("nan")
+
+    return {
+        "champion_answers": int(champion.answers),
+        "champion_hit_rate": rate(champion),
+        "challenger_answers": int(challenger.answers),
+        "challenger_hit_rate": rate(challenger),
+        "z": float(z),
+        "p_value": float(p),
+        "challenger_won": won,
+        "verdict": verdict,
+    }

@@ -18,14 +18,13 @@ import pandas as pd
 
 from ml.monitoring import (
     CHALLENGER,
-    CHAMPION,
+    ab_verdict,
     distribution,
     jensen_shannon,
     population_stability_index,
     price_bands,
     recommendation_hit_rate,
     snapshot_accuracy,
-    two_proportion_z_test,
 )
 from ml.packaging import RECOMMENDER_MODEL_NAME
 from ml.registry import promote_ab_winner
@@ -295,35 +294,6 @@ def data_drift(settings: dg.ResourceParam[Settings], warehouse: dg.ResourceParam
     return dg.MaterializeResult(metadata={"dagster/row_count": len(drift)}, check_results=[check])
 
 
-def ab_summary(outcomes: pd.DataFrame, settings: Settings) -> dict:
-    """The A/B verdict on /recommend outcomes: rates, z, p and whether the challenger won."""
-    arms = outcomes.groupby("variant")[["answers", "hits"]].sum()
-    champion = arms.loc[CHAMPION] if CHAMPION in arms.index else pd.Series({"answers": 0, "hits": 0})
-    challenger = arms.loc[CHALLENGER] if CHALLENGER in arms.index else pd.Series({"answers": 0, "hits": 0})
-    z, p = two_proportion_z_test(
-        int(champion.hits), int(champion.answers), int(challenger.hits), int(challenger.answers)
-    )
-    enough = min(champion.answers, challenger.answers) >= settings.ab_min_answers
-    won = bool(enough and z > 0 and p < settings.ab_alpha)
-    if not enough:
-        verdict = f"undecided: {settings.ab_min_answers} answers per arm needed"
-    elif won:
-        verdict = "challenger won"
-    else:
-        verdict = "no significant win for the challenger"
-    rate = lambda arm: float(arm.hits / arm.answers) if arm.answers else float("nan")  # noqa: E731
-    return {
-        "champion_answers": int(champion.answers),
-        "champion_hit_rate": rate(champion),
-        "challenger_answers": int(challenger.answers),
-        "challenger_hit_rate": rate(challenger),
-        "z": float(z),
-        "p_value": float(p),
-        "challenger_won": won,
-        "verdict": verdict,
-    }
-
-
 @dg.asset(
     key=monitoring_key("ab_report"),
     group_name=MONITORING_GROUP,
@@ -340,7 +310,7 @@ def ab_report(
     """Champion vs challenger recommenders on logged outcomes (two-proportion z-test on the hit rate);
     with Settings.ab_promote_winner, a challenger that won becomes the champion."""
     outcomes = warehouse.query(f"SELECT * FROM {SCHEMA}.recommendation_outcomes")
-    summary = ab_summary(outcomes, settings)
+    summary = ab_verdict(outcomes, settings.ab_min_answers, settings.ab_alpha)
     if summary["challenger_won"] and settings.ab_promote_winner:
         mlflow_tracking.activate()
         challenger_versions = outcomes.loc[outcomes["variant"] == CHALLENGER, "model_version"].unique()

@@ -9,6 +9,7 @@ import pytest
 from ml.monitoring import (
     CHALLENGER,
     CHAMPION,
+    ab_verdict,
     assign_variant,
     distribution,
     jensen_shannon,
@@ -82,3 +83,20 @@ def test_snapshot_accuracy_scores_only_periods_with_actuals():
     (row,) = snapshot_accuracy(snapshots, daily, "W").to_dict("records")
     assert row["periods_scored"] == 2
     assert row["wape"] == pytest.approx(0.2)  # |12 - 10| / 10
+
+
+def test_ab_verdict_needs_enough_answers_and_a_significant_win():
+    def outcomes(champion: tuple[int, int], challenger: tuple[int, int]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "variant": [CHAMPION, CHALLENGER],
+                "model_version": ["1", "2"],
+                "answers": [champion[0], challenger[0]],
+                "hits": [champion[1], challenger[1]],
+            }
+        )
+
+    assert ab_verdict(outcomes((1000, 100), (1000, 130)), 200, 0.05)["challenger_won"]
+    assert not ab_verdict(outcomes((1000, 100), (1000, 130)), 200, 0.01)["challenger_won"]  # p = 0.035
+    assert not ab_verdict(outcomes((1000, 130), (1000, 100)), 200, 0.05)["challenger_won"]  # it lost
+    assert ab_verdict(outcomes((100, 10), (100, 30)), 200, 0.05)["verdict"].startswith("undecided")
