@@ -108,10 +108,18 @@ class ForecasterTraining:
 
 
 def train_forecaster(
-    daily_sales: pd.DataFrame, products: pd.DataFrame, freq: str, horizon: int, prophet_top_n: int | None = 50
+    daily_sales: pd.DataFrame,
+    products: pd.DataFrame,
+    freq: str,
+    horizon: int,
+    prophet_top_n: int | None = 50,
+    n_origins: int = 3,
 ) -> ForecasterTraining:
-    """Backtest every model, choose one per demand class, forecast the horizon and derive the insights."""
-    result = forecast_demand(daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n)
+    """Backtest every model over `n_origins` rolling origins, choose one per demand class, forecast the
+    horizon and derive the insights."""
+    result = forecast_demand(
+        daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n, n_origins=n_origins
+    )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
     chosen = result.selection[~result.selection["thin_history"]]
     evaluation = Evaluation(

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
 
     # The closed loop: forecast snapshots, monitoring thresholds, alerts, the A/B verdict.
     snapshot_start: date = Field(date(2023, 1, 2), description="First as-of week of the forecast snapshots.")
+    snapshot_backtest_origins: int = Field(
+        1, ge=1, le=5, description="Backtest origins behind each snapshot's model choice and promised MASE."
+    )
     accuracy_max_mase_ratio: float = Field(
         1.5,
         gt=0,

@@ -89,7 +89,8 @@ def build_monitoring_assets(settings: Settings) -> list:
         warehouse: dg.ResourceParam[Warehouse],
     ) -> dg.MaterializeResult:
         """The forecast as of each week (Monday), from the sales before it, with the backtest's promised
-        MASE: the champion's selection procedure without Prophet, so a backfill of many weeks stays cheap."""
+        MASE: the champion's selection procedure without Prophet and over Settings.snapshot_backtest_origins
+        origins (1 by default), so a backfill of many weeks stays cheap."""
         products = warehouse.query("SELECT * FROM marts.dim_products")
         written, skipped = [], []
         for key in context.partition_keys:
@@ -101,7 +102,14 @@ def build_monitoring_assets(settings: Settings) -> list:
                     _ensure_snapshots(conn)
                     conn.execute(f"DELETE FROM {SNAPSHOTS} WHERE as_of = ?", (as_of.to_pydatetime(),))
                 continue
-            training = train_forecaster(daily, products, settings.forecast_freq, settings.forecast_horizon, 0)
+            training = train_forecaster(
+                daily,
+                products,
+                settings.forecast_freq,
+                settings.forecast_horizon,
+                prophet_top_n=0,
+                n_origins=settings.snapshot_backtest_origins,
+            )
             forecast = training.result.forecast.assign(as_of=as_of, promised_mase=training.evaluation.value)
             frame = forecast.assign(forecast_date=pd.to_datetime(forecast["forecast_date"]))[list(SNAPSHOT_COLUMNS)]
             with warehouse.transaction() as conn:

@@ -45,11 +45,20 @@ def simulate_traffic(settings: Settings, base_url: str, seed: int = 0) -> tuple[
     return request_ids, acknowledged
 
 
-def ingest_via_sensor(settings: Settings, materialize: Callable[[Settings, str], bool], wait_s: float = 60) -> bool:
+def sensor_cursor(settings: Settings) -> str | None:
+    """The landing sensor's cursor once it has seen every file landed so far (the demo's CSVs)."""
+    context = dg.build_sensor_context(resources={"settings": settings})
+    landing_sensor(context)
+    return context.cursor
+
+
+def ingest_via_sensor(
+    settings: Settings, materialize: Callable[[Settings, str], bool], cursor: str | None, wait_s: float = 60
+) -> bool:
     """Evaluate the landing sensor until the spool files it waits for are closed, then run what it asks."""
     deadline = time.monotonic() + wait_s
     while True:
-        result = landing_sensor(dg.build_sensor_context(resources={"settings": settings}))
+        result = landing_sensor(dg.build_sensor_context(cursor=cursor, resources={"settings": settings}))
         if isinstance(result, dg.RunRequest):
             print(f"  landing sensor: new files {result.tags['optimum/new_files'][:200]}")
             return materialize(settings, "ingest_landing")
