@@ -49,6 +49,23 @@ class ServingSettings(BaseSettings):
     ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
 
 
+class LandingSettings(BaseSettings):
+    """What a delivery may contain before its rows are quarantined (OPTIMUM_LANDING_*); dates are judged
+    against the data's own dates, never the wall clock."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_LANDING_", extra="ignore")
+
+    date_years_before: int = Field(
+        25, ge=0, description="Dates more than this many years before the data's dates are out_of_range_date."
+    )
+    date_days_after: int = Field(
+        366, ge=0, description="Dates more than this many days after the data's dates are out_of_range_date."
+    )
+    quarantine_warn_rate: float = Field(
+        0.05, ge=0, le=1, description="The quarantine_rate check warns when a delivery quarantines more."
+    )
+
+
 class Settings(BaseSettings):
     """Where state lives and which warehouse the platform writes to."""
 
@@ -68,13 +85,19 @@ class Settings(BaseSettings):
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
+    forecast_calendar: Literal["auto", "aggregated", "order_lines"] = Field(
+        "auto",
+        description="Sales dates: auto-detect, an aggregated export (keep its last period) or order lines "
+        "(drop a partial trailing period).",
+    )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
+    landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
 
     # The closed loop: forecast snapshots, monitoring thresholds, alerts, the A/B verdict.
     snapshot_start: date = Field(date(2023, 1, 2), description="First as-of week of the forecast snapshots.")
     snapshot_backtest_origins: int = Field(
-        1, ge=1, le=5, description="Backtest origins behind each snapshot's model choice and promised MASE."
+        2, ge=1, le=5, description="Backtest origins behind each snapshot's model choice and promised MASE."
     )
     accuracy_max_mase_ratio: float = Field(
         1.5,

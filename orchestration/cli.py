@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from optimum.settings import REPO_ROOT, Settings, Target
 
@@ -31,19 +33,97 @@ def _settings(args: argparse.Namespace, **overrides) -> Settings:
     return Settings(**{key: value for key, value in values.items() if value is not None})
 
 
+EMBEDDED_DAGSTER_YAML = """\
+# Written by `optimum` (embedded mode); production reads infra/dagster.yaml instead.
+telemetry:
+  enabled: false
+# One step at a time may write the warehouse (pool optimum_warehouse_writes): an overlapping run waits.
+concurrency:
+  pools:
+    default_limit: 1
+# The daemon (`optimum up`) fails runs whose worker died and frees the pool slots they held.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 30
+"""
+
+
 def _use_dagster_home(settings: Settings) -> None:
     """Embedded mode keeps Dagster's run history in SQLite under OPTIMUM_HOME (production: infra/dagster.yaml)."""
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    if not config.exists() or "concurrency:" not in config.read_text():
+        config.write_text(EMBEDDED_DAGSTER_YAML)
+
+
+class StateBusy(RuntimeError):
+    """Another `optimum` run holds this state folder."""
+
+
+@contextmanager
+def exclusive_state(settings: Settings) -> Iterator[None]:
+    """One `optimum run` per state folder at a time; a second one fails fast and says who holds it.
+
+    The lock is an flock, so the kernel releases it when its holder dies, even on kill -9.
+    """
+    settings.ensure_dirs()
+    path = settings.home / "run.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StateBusy(f"{settings.home} is in use by {holder}; wait for it to finish and run again") from None
+        handle.truncate(0)
+        handle.write(f"optimum pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+CLI_RUN_TAG = "optimum/launched_by"
+
+
+def fail_abandoned_runs(instance) -> list[str]:
+    """Runs a killed `optimum run` left STARTED are marked failed, and pool slots of finished runs freed.
+
+    Only called while holding `exclusive_state`, so no other CLI run on this state can still be alive.
+    """
+    import dagster as dg
+
+    unfinished = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
+    abandoned = instance.get_runs(filters=dg.RunsFilter(statuses=unfinished, tags={CLI_RUN_TAG: "cli"}))
+    for run in abandoned:
+        instance.report_run_failed(run, message="its process ended without finishing it (killed?); failed by optimum")
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        for run_id in storage.get_concurrency_run_ids():
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return [run.run_id for run in abandoned]
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from orchestration.demo.generate import generate_demo_data
 
     started = time.perf_counter()
+    if args.profile != "demo":
+        from orchestration.demo.profiles import SIZES, generate_profile
+
+        if args.scale not in SIZES:
+            print(f"profile {args.profile} comes in scales {sorted(SIZES)}, not {args.scale}", file=sys.stderr)
+            return 2
+        data = generate_profile(Path(args.out), args.profile, scale=args.scale, seed=args.seed)
+        rows = f"{len(data.products)} products, {len(data.sales)} sales rows, {len(data.interactions)} interactions"
+        elapsed = time.perf_counter() - started
+        print(f"generated the {args.profile} profile ({args.scale}) in {data.landing_dir}: {rows} ({elapsed:.1f} s)")
+        return 0
     result = generate_demo_data(Path(args.out), scale=args.scale, seed=args.seed, start=args.start, days=args.days)
     print(f"generated {args.scale} demo data in {args.out} ({time.perf_counter() - started:.1f} s)")
     print(result.describe())
@@ -54,18 +134,51 @@ def materialize(settings: Settings, job_name: str) -> bool:
     """Run a job in this process against the persistent instance, so the runs show up in the Dagster UI."""
     import dagster as dg
 
+    _use_dagster_home(settings)
+    try:
+        with exclusive_state(settings), dg.DagsterInstance.get() as instance:
+            for run_id in fail_abandoned_runs(instance):
+                print(f"marked run {run_id} failed: a killed `optimum run` had left it STARTED")
+            if killed := kill_abandoned_mlflow_runs(settings):
+                print(f"marked {killed} MLflow runs KILLED: a killed `optimum run` had left them RUNNING")
+            return _execute(settings, job_name, instance)
+    except StateBusy as busy:
+        print(f"{job_name}: not started: {busy}", file=sys.stderr)
+        return False
+
+
+def kill_abandoned_mlflow_runs(settings: Settings) -> int:
+    """MLflow runs a killed `optimum run` left RUNNING are marked KILLED.
+
+    Only the embedded store (SQLite under OPTIMUM_HOME), which the state lock covers: a tracking server or
+    the Postgres store may hold runs other processes are still writing.
+    """
+    if settings.mlflow_tracking_uri or settings.target is Target.POSTGRES:
+        return 0
+    if not (settings.mlflow_dir / "mlflow.db").exists():
+        return 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    stale = client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'") if experiments else []
+    for run in stale:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(stale)
+
+
+def _execute(settings: Settings, job_name: str, instance) -> bool:
     from orchestration.definitions import build_definitions
 
-    _use_dagster_home(settings)
     definitions = build_definitions(settings)
     job = definitions.resolve_job_def(job_name)
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        tags={CLI_RUN_TAG: "cli", "optimum/pid": str(os.getpid())},
+    )
     elapsed = time.perf_counter() - started
     print(f"\n{job_name}: {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f} s (run {result.run_id})")
     for event in result.get_asset_materialization_events():
@@ -229,6 +342,39 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def quarantine_listing(settings: Settings, source: str | None = None, reason: str | None = None) -> pd.DataFrame:
+    """Quarantined rows still waiting (not resolved by a late product), by source, reason and file."""
+    from orchestration.landing.raw_tables import QUARANTINED_SOURCES, ensure_raw_schema, quarantine_table
+    from orchestration.warehouse import Warehouse
+
+    warehouse = Warehouse.from_settings(settings)
+    with warehouse.transaction() as conn:
+        ensure_raw_schema(conn)
+    parts = [
+        f"SELECT '{name}' AS source, reason, source_file, count(*) AS n_rows, min(source_line) AS first_line, "
+        f"min(detail) AS example FROM {quarantine_table(name)} WHERE resolved_load_id IS NULL "
+        f"{'AND reason = ?' if reason else ''} GROUP BY reason, source_file"
+        for name in QUARANTINED_SOURCES
+        if source in (None, name)
+    ]
+    params = tuple(reason for _ in parts) if reason else ()
+    listing = warehouse.query(" UNION ALL ".join(parts), params) if parts else pd.DataFrame()
+    return listing.sort_values(["source", "reason", "source_file"]).reset_index(drop=True) if len(listing) else listing
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    listing = quarantine_listing(_settings(args), args.source, args.reason)
+    if listing.empty:
+        print("nothing waiting in quarantine" + (f" for {args.source}" if args.source else ""))
+        return 0
+    total = int(listing["n_rows"].sum())
+    print(f"{total:,} quarantined rows waiting ({len(listing)} source/reason/file groups):")
+    for row in listing.itertuples(index=False):
+        example = str(row.example)[:70]
+        print(f"  {row.source:<12} {row.reason:<24} {row.n_rows:>7,}  {row.source_file}:{row.first_line}  {example}")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Dagster webserver and daemon (`dagster dev`) on the embedded state."""
     settings = _settings(args)
@@ -260,6 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write deterministic demo data and the lead site")
     generate.add_argument("--out", required=True)
     generate.add_argument("--scale", choices=["small", "demo", "large"], default="demo")
+    generate.add_argument(
+        "--profile",
+        choices=["demo", "long_history", "monthly_export", "weekly_short", "intermittent"],
+        default="demo",
+        help="demo: the simulated shop; the others mimic real exports (orchestration/demo/profiles.py)",
+    )
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--start", type=date.fromisoformat, default=date(2023, 1, 1))
     generate.add_argument("--days", type=int, default=730)
@@ -276,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", choices=["small", "demo", "large"], default="demo")
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
+
+    quarantine = with_target(commands.add_parser("quarantine", help="list quarantined rows waiting, and why"))
+    quarantine.add_argument("--source", choices=["products", "sales", "interactions", "leads"])
+    quarantine.add_argument("--reason", help="only this reason (e.g. unknown_product_id)")
+    quarantine.set_defaults(func=cmd_quarantine)
 
     summary = with_target(commands.add_parser("summary", help="row counts of the warehouse tables"))
     summary.set_defaults(func=cmd_summary)

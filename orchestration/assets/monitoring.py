@@ -90,7 +90,7 @@ def build_monitoring_assets(settings: Settings) -> list:
     ) -> dg.MaterializeResult:
         """The forecast as of each week (Monday), from the sales before it, with the backtest's promised
         MASE: the champion's selection procedure without Prophet and over Settings.snapshot_backtest_origins
-        origins (1 by default), so a backfill of many weeks stays cheap."""
+        origins (2 by default), so a backfill of many weeks stays cheap."""
         products = warehouse.query("SELECT * FROM marts.dim_products")
         written, skipped = [], []
         for key in context.partition_keys:

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from optimum.settings import Settings
+from orchestration.assets.ingest import WAREHOUSE_WRITES_POOL
 from orchestration.dbt import OptimumDbtTranslator, dbt_environment, dbt_project
 from orchestration.warehouse import Warehouse
 
@@ -11,7 +12,12 @@ from orchestration.warehouse import Warehouse
 def build_warehouse_assets() -> dg.AssetsDefinition:
     """Built on demand because it reads manifest.json, which `ensure_manifest` may have to create first."""
 
-    @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=OptimumDbtTranslator())
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=OptimumDbtTranslator(),
+        pool=WAREHOUSE_WRITES_POOL,
+    )
     def warehouse_models(
         context: dg.AssetExecutionContext,
         dbt: DbtCliResource,

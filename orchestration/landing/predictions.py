@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.landing.contract import Reason
-from orchestration.landing.load import LoadReport, audit_time, landing_files, record_load
+from orchestration.landing.load import LoadReport, _landing_files, _now, _record_load  # one load log, one listing rule
 from orchestration.landing.raw_tables import ensure_raw_schema, next_load_id, qualified, quarantine_table
 from orchestration.landing.validate import file_sha256
 from orchestration.warehouse import Warehouse
@@ -92,27 +92,32 @@ def load_prediction_log(warehouse: Warehouse, landing_dir: Path) -> LoadReport:
                 "content_sha256"
             ]
         )
-        known = set(conn.query(f"SELECT DISTINCT request_id FROM {qualified(SOURCE)}")["request_id"])
     if not folder.is_dir():
         report.folder_found = False
         return report
     close_orphans(folder)
-    for path in landing_files(folder):
+    for path in _landing_files(folder):
         report.files_seen += 1
         data = path.read_bytes()
         sha = file_sha256(data)
         if sha in loaded:
             report.files_skipped.append(path.name)
             continue
-        rows, quarantined = parse_log(path.name, data, known)
         with warehouse.transaction() as conn:
-            load_id, loaded_at = next_load_id(conn), audit_time()
+            conn.lock(f"load.{SOURCE}")
+            sql = f"SELECT count(*) FROM {qualified('load_log')} WHERE source = ? AND content_sha256 = ?"
+            if int(conn.scalar(sql, (SOURCE, sha))):  # an overlapping run took it meanwhile
+                report.files_skipped.append(path.name)
+                continue
+            known = set(conn.query(f"SELECT DISTINCT request_id FROM {qualified(SOURCE)}")["request_id"])
+            rows, quarantined = parse_log(path.name, data, known)
+            load_id, loaded_at = next_load_id(conn), _now()
             conn.append(qualified(SOURCE), rows.assign(_source_file=path.name, _load_id=load_id, _loaded_at=loaded_at))
             conn.append(
                 quarantine_table(SOURCE),
                 quarantined.assign(source_file=path.name, _load_id=load_id, _loaded_at=loaded_at),
             )
-            record_load(conn, load_id, SOURCE, path.name, sha, len(rows), len(quarantined))
+            _record_load(conn, load_id, SOURCE, path.name, sha, len(rows), len(quarantined))
         loaded.add(sha)
         report.files_loaded.append(path.name)
         report.rows_loaded += len(rows)
