@@ -257,6 +257,7 @@ def server_env(home: Path, tracking_uri: str | None, **extra: str) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTIMUM_", "BENTOML_", "MLFLOW_TRACKING"))}
     env |= {
         "OPTIMUM_HOME": str(home),
+        "OPTIMUM_LANDING_DIR": str(home / "landing"),  # captured events and the prediction log
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
         "PYTHONUNBUFFERED": "1",
