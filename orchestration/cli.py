@@ -296,7 +296,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ok = materialize(settings, "refresh_everything")
     print_summary(settings)
     if ok:
-        from orchestration.demo.loop import ingest_via_sensor, print_report, sensor_cursor, simulate_traffic
+        from orchestration.demo.loop import (
+            accept_live_events,
+            ingest_via_sensor,
+            print_report,
+            sensor_cursor,
+            simulate_traffic,
+        )
 
         # Short-lived spool files, so the loop's events reach the landing sensor within seconds.
         serving = settings.serving.model_copy(update={"spool_max_seconds": 2.0})
@@ -307,6 +313,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             cursor = sensor_cursor(settings)
             request_ids, captured = simulate_traffic(settings, base_url)
             print(f"  {len(request_ids)} answers logged, {captured} interactions captured (POST /interactions)")
+        settings = accept_live_events(settings)
         ok = ingest_via_sensor(settings, materialize, cursor) and materialize(settings, "refresh_monitoring")
         print_report(settings, request_ids[0])
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; result: {result.describe().splitlines()[0]}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable
 
 import dagster as dg
 import httpx
+import pandas as pd
 
 from optimum.settings import Settings
 from orchestration.automation import landing_sensor
@@ -66,6 +68,15 @@ def ingest_via_sensor(
             print(f"  landing sensor: {result.skip_message}")
             return False
         time.sleep(2)
+
+
+def accept_live_events(settings: Settings) -> Settings:
+    """The demo's history ends in the past but its loop runs today: widen ingestion's date window (which
+    judges dates against the data's own) so that the events stamped today are accepted."""
+    last = Warehouse.from_settings(settings).query("SELECT max(event_at) AS last FROM raw.interactions")["last"]
+    gap = (datetime.now(UTC).replace(tzinfo=None) - pd.Timestamp(last.iloc[0])).days
+    days_after = max(settings.landing.date_days_after, gap + settings.landing.date_days_after)
+    return settings.model_copy(update={"landing": settings.landing.model_copy(update={"date_days_after": days_after})})
 
 
 def print_report(settings: Settings, request_id: str) -> None:

@@ -55,16 +55,10 @@ def killed_service(small_demo, tmp_path_factory):
 
         with httpx.Client(base_url=server.url, timeout=30) as client:
             answers["single"] = client.post("/interactions", json=batch(0, 1)[0] | {"event_id": "single-1"})
-            answers["repeat"] = client.post(
-                "/interactions",
-                json={
-                    "events": [
-                        {"event_id": "single-1", "user_id": "u", "product_id": products[0], "interaction_type": "view"},
-                        {"event_id": "in-batch", "user_id": "u", "product_id": products[1], "interaction_type": "view"},
-                        {"event_id": "in-batch", "user_id": "u", "product_id": products[1], "interaction_type": "view"},
-                    ]
-                },
-            )
+            # A repeat of an acknowledged event, and one event twice in a batch: each lands once.
+            repeat = batch(0, 3)
+            repeat[0]["event_id"], repeat[1]["event_id"], repeat[2]["event_id"] = "single-1", "in-batch", "in-batch"
+            answers["repeat"] = client.post("/interactions", json={"events": repeat})
             bad = batch(1, 3)
             bad[1] |= {"interaction_type": "stare", "rating": 9}
             bad[2].pop("user_id")

@@ -86,7 +86,9 @@ def test_shifted_demand_fails_the_accuracy_check_and_retrains(shifted):
     # The job the sensor launches, limited here to the model whose check failed (the recommender's retrain
     # is exercised by tests/integration/test_ml_pipeline.py).
     job = build_definitions(shifted).resolve_job_def(retrain_on_evidence.job_name)
-    forecaster = [dg.AssetKey("demand_forecaster"), dg.AssetKey(["marts", "demand_forecast"])]
+    forecaster = [dg.AssetKey("demand_forecaster")] + [
+        dg.AssetKey(["marts", name]) for name in ("demand_forecast", "forecast_insights")
+    ]
     with dg.DagsterInstance.ephemeral() as instance:
         retrain = job.execute_in_process(instance=instance, asset_selection=forecaster, raise_on_error=False)
     assert retrain.success
