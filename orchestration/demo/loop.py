@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import dagster as dg
 import httpx
