@@ -12,6 +12,8 @@ Each has asset checks with thresholds from Settings; a failing check writes an a
 alerts.py), and a failing accuracy or drift check asks for a retrain.
 """
 
+import warnings
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -74,15 +76,19 @@ def build_monitoring_assets(settings: Settings) -> list:
     """Built per settings: the snapshot partitions start at Settings.snapshot_start."""
     weekly = dg.WeeklyPartitionsDefinition(start_date=settings.snapshot_start.isoformat(), day_offset=1)
 
-    @dg.asset(
-        key=monitoring_key("forecast_snapshots"),
-        group_name=MONITORING_GROUP,
-        partitions_def=weekly,
-        deps=[mart("fct_sales_daily"), mart("dim_products")],
-        kinds={"python"},
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=dg.AutomationCondition.eager(),  # the latest week, when the sales mart moves
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # backfill_policy is beta: one run per backfill
+        snapshot_asset = dg.asset(
+            key=monitoring_key("forecast_snapshots"),
+            group_name=MONITORING_GROUP,
+            partitions_def=weekly,
+            deps=[mart("fct_sales_daily"), mart("dim_products")],
+            kinds={"python"},
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            automation_condition=dg.AutomationCondition.eager(),  # the latest week, when the sales mart moves
+        )
+
+    @snapshot_asset
     def forecast_snapshots(
         context: dg.AssetExecutionContext,
         settings: dg.ResourceParam[Settings],
