@@ -6,7 +6,8 @@ name starts with a dot (`.spool-<stamp>-<pid>-<n>.<ext>.open`, which the landing
 closed by an atomic rename to `spool-<stamp>-<pid>-<n>.<ext>` once it is large or old enough
 (`max_bytes`, `max_seconds`), or when the service stops. A file left open by a process that died
 (SIGKILL, power cut) is closed by `close_orphans`, which the next service start and every ingestion
-call, so acknowledged records always reach the warehouse.
+call, so acknowledged records always reach the warehouse. Whether a writer is gone is decided by its pid,
+so services writing to one landing folder must run on one host (or each get a folder of its own).
 
 Concurrent appends share fsyncs (group commit): each writer appends under a lock, then the first writer
 to take the sync lock fsyncs everything written so far, and later writers whose bytes it covered return
