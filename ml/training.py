@@ -151,8 +151,8 @@ def train_forecaster(
     freq: str,
     horizon: int,
     prophet_top_n: int | None = 50,
-    n_origins: int = 3,
     calendar: str = "auto",
+    n_origins: int = 3,
 ) -> ForecasterTraining:
     """Backtest every model over `n_origins` rolling origins, choose one per demand class, forecast the
     horizon and derive the insights."""
