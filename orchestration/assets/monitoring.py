@@ -114,6 +114,7 @@ def build_monitoring_assets(settings: Settings) -> list:
                 settings.forecast_freq,
                 settings.forecast_horizon,
                 prophet_top_n=0,
+                calendar=settings.forecast_calendar,
                 n_origins=settings.snapshot_backtest_origins,
             )
             forecast = training.result.forecast.assign(as_of=as_of, promised_mase=training.evaluation.value)
