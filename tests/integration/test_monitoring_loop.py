@@ -22,7 +22,7 @@ from tests.integration.pipeline import check_results, materialized, run_job, set
 pytestmark = pytest.mark.integration
 
 SHIFT = date(2023, 8, 14)
-BEFORE_SHIFT = ["2023-05-01"]  # its 4 forecast weeks end before the shift
+BEFORE_SHIFT = ["2023-06-26"]  # its 4 forecast weeks end before the shift
 ACROSS_SHIFT = ["2023-08-07", "2023-08-14"]
 
 
