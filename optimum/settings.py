@@ -16,12 +16,19 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, field_validator
+import yaml
+from pydantic import Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+MAX_FORECAST_HORIZON = 104  # periods: two years of weeks; the serving API's limit too
+
+
+def dbt_project_vars() -> dict:
+    """The `vars` of dbt_project.yml: the domain facts dbt and the Python models share (defaults below)."""
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 
 
 class Target(StrEnum):
@@ -71,8 +78,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OPTIMUM_", extra="ignore")
 
-    home: Path = Field(Path(".optimum"), description="State folder: Dagster home, DuckDB file, MLflow store.")
-    landing_dir: Path = Field(Path("data/landing"), description="Landing zone: products/, sales/, interactions/.")
+    # Defaults sit in the repository, so every command finds the same state whatever the working directory.
+    home: Path = Field(REPO_ROOT / ".optimum", description="State folder: Dagster home, DuckDB file, MLflow store.")
+    landing_dir: Path = Field(
+        REPO_ROOT / "data" / "landing", description="Landing zone: products/, sales/, interactions/."
+    )
     target: Target = Field(Target.DUCKDB, description="Warehouse: embedded DuckDB or PostgreSQL.")
     pg_dsn: str = Field(
         "postgresql://postgres@127.0.0.1:5432/optimum", description="Warehouse DSN when target is postgres."
@@ -82,8 +92,14 @@ class Settings(BaseSettings):
     scrape_requests_per_second: float = Field(10.0, gt=0, description="Per-host rate limit of the scraper.")
     expectations_dir: Path = Field(EXPECTATIONS_DIR, description="Great Expectations suites (JSON).")
     mlflow_tracking_uri: str = Field("", description="MLflow server; empty: a SQLite store under home/mlflow.")
+    mlflow_ui_url: str = Field(
+        "http://127.0.0.1:5000",
+        description="The MLflow UI asset metadata links runs to (`make mlflow-ui`); a tracking server is its own.",
+    )
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
-    forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
+    forecast_horizon: int = Field(
+        8, ge=1, le=MAX_FORECAST_HORIZON, description="Forecast periods after the data's last period."
+    )
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     forecast_calendar: Literal["auto", "aggregated", "order_lines"] = Field(
         "auto",
@@ -91,6 +107,15 @@ class Settings(BaseSettings):
         "(drop a partial trailing period).",
     )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    interaction_weights: dict[str, PositiveInt] = Field(
+        default_factory=lambda: dict(dbt_project_vars()["interaction_weights"]),
+        description="Implicit-feedback weight of each interaction type (whole numbers; default: dbt_project.yml).",
+    )
+    half_life_days: float = Field(
+        default_factory=lambda: float(dbt_project_vars()["half_life_days"]),
+        gt=0,
+        description="An interaction loses half its weight every this many days (default: dbt_project.yml).",
+    )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
 
@@ -176,6 +201,11 @@ class Settings(BaseSettings):
         if self.target is Target.POSTGRES:
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
+
+    def dbt_vars(self) -> dict:
+        """The domain facts handed to every dbt invocation (`--vars`), so the score mart and the Python
+        models' own scoring (ml.recommend.scores_from_events) always use the same numbers."""
+        return {"interaction_weights": self.interaction_weights, "half_life_days": self.half_life_days}
 
     def as_env(self) -> dict[str, str]:
         """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""

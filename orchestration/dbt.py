@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -46,7 +47,8 @@ def dbt_environment(settings: Settings) -> Iterator[None]:
     dagster-dbt hands os.environ to the dbt subprocess; scoping the change keeps two settings objects
     (say a DuckDB and a Postgres graph in one test session) from leaking into each other.
     """
-    values = settings.dbt_env()
+    # dbt colours its output only for a terminal (the Dagster compute logs and the CLI's summary are not one).
+    values = settings.dbt_env() | {"DBT_USE_COLORS": "true" if sys.stdout.isatty() else "false"}
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -63,7 +65,8 @@ def ensure_manifest(settings: Settings, project: DbtProject = dbt_project) -> No
     """Parse the project when needed, so a fresh clone and an edited model both load without a manual step."""
     if manifest_is_stale(project):
         with dbt_environment(settings):
-            dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+            args = ["parse", "--quiet", "--vars", json.dumps(settings.dbt_vars())]
+            dbt_cli(project).cli(args, target_path=project.target_path).wait()
 
 
 class OptimumDbtTranslator(DagsterDbtTranslator):

@@ -131,8 +131,6 @@ def _sql_type(dtype) -> str:
 class Warehouse(ABC):
     """Opens short transactions; DuckDB allows one writer per file, so nothing holds a connection open."""
 
-    target: Target
-
     @staticmethod
     def from_settings(settings: Settings) -> Warehouse:
         if settings.target is Target.POSTGRES:
@@ -148,11 +146,6 @@ class Warehouse(ABC):
         with self.transaction() as conn:
             return conn.query(sql, params)
 
-    def table_exists(self, schema: str, table: str) -> bool:
-        sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-        with self.transaction() as conn:
-            return conn.scalar(sql, (schema, table)) > 0
-
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Swap a whole table for the frame in one transaction (batch outputs are rebuilt, never appended)."""
         schema = table.split(".")[0]
@@ -167,9 +160,18 @@ class Warehouse(ABC):
         with self.transaction() as conn:
             return int(conn.scalar(f"SELECT count(*) FROM {table}"))
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> the warehouse's type name, in table order."""
+        schema, name = table.split(".")
+        columns = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (schema, name),
+        )
+        return dict(zip(columns["column_name"], columns["data_type"], strict=True))
+
 
 class DuckDBWarehouse(Warehouse):
-    target = Target.DUCKDB
     LOCK_WAIT_S = 120.0  # another process (an overlapping run, dbt) holds the file: wait this long for it
 
     def __init__(self, path: Path):
@@ -201,8 +203,6 @@ class DuckDBWarehouse(Warehouse):
 
 
 class PostgresWarehouse(Warehouse):
-    target = Target.POSTGRES
-
     def __init__(self, dsn: str):
         self.dsn = dsn
 

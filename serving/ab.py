@@ -11,19 +11,18 @@ import logging
 
 from ml.monitoring import CHALLENGER, CHAMPION, assign_variant
 from ml.packaging import RECOMMENDER_MODEL_NAME
+from ml.registry import ModelRegistry
 from serving.engine import RecommenderEngine
-from serving.models import Champion, NoChampion, load_champion
+from serving.models import Champion
 
 logger = logging.getLogger(f"bentoml.{__name__}")
-
-CHALLENGER_ALIAS = "challenger"
 
 
 class RecommenderExperiment:
     """Holds the challenger's engine while it differs from the champion; picks the arm per user."""
 
     def __init__(self, tracking_uri: str, share: float):
-        self.tracking_uri = tracking_uri
+        self.registry = ModelRegistry(tracking_uri)
         self.share = share
         self.engine: RecommenderEngine | None = None
 
@@ -31,20 +30,18 @@ class RecommenderExperiment:
         """(Re)load the challenger; none while A/B is off, or when the challenger is the champion."""
         if self.share <= 0:
             return
-        previous = self.engine.champion if self.engine is not None else None
         try:
-            loaded = load_champion(self.tracking_uri, RECOMMENDER_MODEL_NAME, previous, alias=CHALLENGER_ALIAS)
-        except NoChampion:
-            self.engine = None
-            return
+            current = self.registry.version(RECOMMENDER_MODEL_NAME, CHALLENGER)
+            if current is None or (champion is not None and current.version == champion.version):
+                self.engine = None  # nothing to compare: everyone gets the champion
+                return
+            if self.engine is not None and self.engine.version == current.version:
+                return
+            model = self.registry.load(RECOMMENDER_MODEL_NAME, current.version)
+            self.engine = RecommenderEngine(Champion(RECOMMENDER_MODEL_NAME, current.version, model, current.run_id))
+            logger.info("A/B: challenger version %s answers %.0f%% of users", current.version, self.share * 100)
         except Exception:  # keep the current arm on a transient failure
             logger.exception("could not load the challenger recommender")
-            return
-        if champion is not None and loaded.version == champion.version:
-            self.engine = None  # nothing to compare: everyone gets the champion
-        elif self.engine is None or self.engine.champion is not loaded:
-            self.engine = RecommenderEngine(loaded)
-            logger.info("A/B: challenger version %s answers %.0f%% of users", loaded.version, self.share * 100)
 
     def arm(self, user_id: str, champion_engine: RecommenderEngine) -> tuple[str, RecommenderEngine]:
         """(variant, engine) that answers this user."""

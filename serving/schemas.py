@@ -1,8 +1,10 @@
 """Request and response bodies of the serving API (pydantic: BentoML validates requests with these and
 publishes them in the OpenAPI spec at /docs.json).
 
-Requests are strict: unknown fields, numbers sent as strings or booleans, empty or blank ids and counts
-outside 1..100 are rejected with 400 and the pydantic reason, before any model code runs.
+Requests are strict: unknown fields, numbers sent as strings or booleans, empty or blank ids, counts
+outside 1..MAX_COUNT and horizons outside 1..MAX_FORECAST_HORIZON are rejected with 400 and the pydantic
+reason, before any model code runs. These limits are the API contract: they live here and show in the
+OpenAPI descriptions.
 """
 
 from __future__ import annotations
@@ -12,34 +14,45 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from serving.engine import MAX_COUNT
+from optimum.settings import MAX_FORECAST_HORIZON
+
+MAX_COUNT = 100  # the most items one request may ask for
 
 Id = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=128)]
 Count = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT, description=f"Items to return, 1 to {MAX_COUNT}.")]
 
 
 class _Request(BaseModel):
+    """Each request names itself in plain words (`title`): validation errors read "1 validation error for
+    recommend request", never a Python class name."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class RecommendRequest(_Request):
+    model_config = ConfigDict(title="recommend request")
     user_id: Id = Field(description="Customer id; one the model never saw gets popular items (cold_start).")
     count: Count = 10
 
 
 class SimilarItemsRequest(_Request):
+    model_config = ConfigDict(title="similar_items request")
     product_id: Id = Field(description="Product the similar items are for.")
     count: Count = 10
 
 
 class ForecastRequest(_Request):
+    model_config = ConfigDict(title="forecast request")
     product_id: Id
-    horizon: Annotated[int, Field(strict=True, ge=1)] = Field(
-        description="Periods to forecast, 1 to the champion's horizon (answered in `periods`)."
+    horizon: Annotated[int, Field(strict=True, ge=1, le=MAX_FORECAST_HORIZON)] = Field(
+        description="Periods to forecast (answered in `periods`): 1 to the champion's horizon, the "
+        f"OPTIMUM_FORECAST_HORIZON it was trained with (at most {MAX_FORECAST_HORIZON}). A horizon past the "
+        "champion's is answered 400 with `max_horizon`."
     )
 
 
 class InsightsRequest(_Request):
+    model_config = ConfigDict(title="insights request")
     product_id: Id | None = Field(None, description="One product's alerts; omitted or null: every product's.")
 
 

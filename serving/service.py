@@ -34,14 +34,16 @@ import bentoml
 from starlette.responses import JSONResponse
 
 import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request timeout timers)
-from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, HorizonTooLarge
 from ml.recommend import UnknownItemError
+from ml.registry import CHAMPION
 from optimum.settings import ServingSettings, Settings
 from serving.ab import RecommenderExperiment
 from serving.capture import CaptureMiddleware, InteractionCapture
-from serving.engine import HorizonTooLarge, ServingState
+from serving.engine import ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
-from serving.models import CHAMPION_ALIAS, Champion, load_champions
+from serving.models import Champion, load_champions
+from serving.openapi import OpenApiMiddleware
 from serving.prediction_log import LineageCache, PredictionLog, new_request_id
 from serving.schemas import (
     ForecastRequest,
@@ -93,7 +95,7 @@ def no_champion(state: ServingState, name: str) -> JSONResponse:
     picked_up = "the service picks it up without a restart." if SETTINGS.serving.refresh_seconds else "restart."
     return error(
         503,
-        f"no champion is registered yet for {name!r} (alias {CHAMPION_ALIAS!r}): {reason}. Train and "
+        f"no champion is registered yet for {name!r} (alias {CHAMPION!r}): {reason}. Train and "
         + f"register one; {picked_up}",
         model=name,
     )
@@ -250,5 +252,8 @@ class RecommenderService:
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)
 RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES, max_body=SETTINGS.serving.max_body_bytes)
+RecommenderService.add_asgi_middleware(
+    OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
+)
 RecommenderService.add_asgi_middleware(CaptureMiddleware, capture=lambda: bentoml.get_current_service().capture)
 quiet_validation_errors()

@@ -44,7 +44,8 @@ class ForecastResult:
     calendar: the periods the history spans and what was dropped (decide_calendar);
     held_out: one row per model and one for the served choice ("chosen"), scored on the last origin, which
     neither the choice nor the interval calibration saw: series, mase, coverage (conformal 80% band);
-    intervals: the conformal quantiles per model on every origin, applied to the served forecast."""
+    intervals: the conformal quantiles per model on every origin, applied to the served forecast;
+    model_params: each model's hyperparameters (Forecaster.hyperparameters), by model name."""
 
     forecast: pd.DataFrame
     metrics: pd.DataFrame
@@ -57,6 +58,7 @@ class ForecastResult:
     calendar: CalendarDecision
     held_out: pd.DataFrame
     intervals: pd.DataFrame
+    model_params: dict[str, dict]
 
 
 def default_models(
@@ -158,6 +160,7 @@ def forecast_demand(
         calendar=decision,
         held_out=held_out,
         intervals=intervals,
+        model_params={model.name: model.hyperparameters for model in models},
     )
 
 

@@ -29,7 +29,6 @@ from ml.monitoring import (
     snapshot_accuracy,
 )
 from ml.packaging import RECOMMENDER_MODEL_NAME
-from ml.registry import promote_ab_winner
 from ml.training import train_forecaster
 from optimum.settings import Settings
 from orchestration.alerts import SCHEMA, raise_alert
@@ -327,14 +326,15 @@ def ab_report(
     outcomes = warehouse.query(f"SELECT * FROM {SCHEMA}.recommendation_outcomes")
     summary = ab_verdict(outcomes, settings.ab_min_answers, settings.ab_alpha)
     if summary["challenger_won"] and settings.ab_promote_winner:
-        mlflow_tracking.activate()
         challenger_versions = outcomes.loc[outcomes["variant"] == CHALLENGER, "model_version"].unique()
         if len(challenger_versions) == 1:
             reason = (
                 f"won the A/B test: hit rate {summary['challenger_hit_rate']:.3f} vs "
                 f"{summary['champion_hit_rate']:.3f}, p={summary['p_value']:.4f}"
             )
-            summary["promoted"] = promote_ab_winner(RECOMMENDER_MODEL_NAME, str(challenger_versions[0]), reason)
+            summary["promoted"] = mlflow_tracking.registry.promote_winner(
+                RECOMMENDER_MODEL_NAME, str(challenger_versions[0]), reason
+            )
     warehouse.replace_table(f"{SCHEMA}.ab_report", pd.DataFrame([summary]))
     context.log.info(f"A/B: {summary['verdict']}")
     return dg.MaterializeResult(metadata={"summary": summary["verdict"], **summary})

@@ -72,21 +72,21 @@ class LoadReport:
     rows_resolved: int = 0  # quarantined rows taken in because their product arrived
     quarantined_by_reason: Counter = field(default_factory=Counter)
     quarantined_by_file: Counter = field(default_factory=Counter)
-    unit: str = "files"  # what files_seen counts: landing files, or scraped pages for leads
+    unit: str = "file"  # what files_seen counts: landing files, or scraped pages for leads
 
     @property
     def summary(self) -> str:
         if not self.folder_found:
             return f"{self.source}: no landing folder, skipped"
         text = (
-            f"{self.source}: {self.files_seen} {self.unit} seen, {len(self.files_loaded)} loaded, "
-            f"{len(self.files_skipped)} already loaded; {self.rows_loaded} rows loaded, "
-            f"{self.rows_quarantined} quarantined"
+            f"{self.source}: {_count(self.files_seen, self.unit)} seen, {len(self.files_loaded)} loaded, "
+            f"{len(self.files_skipped)} already loaded; {_count(self.rows_loaded, 'row')} loaded, "
+            f"{self.rows_quarantined:,} quarantined"
         )
         extras = [
-            f"{len(self.files_unreadable)} unreadable files" if self.files_unreadable else "",
-            f"{self.rows_corrected} corrections" if self.rows_corrected else "",
-            f"{self.rows_resolved} late rows resolved" if self.rows_resolved else "",
+            _count(len(self.files_unreadable), "unreadable file") if self.files_unreadable else "",
+            _count(self.rows_corrected, "correction") if self.rows_corrected else "",
+            f"{_count(self.rows_resolved, 'late row')} resolved" if self.rows_resolved else "",
         ]
         return "; ".join([text, *filter(None, extras)])
 
@@ -101,6 +101,10 @@ class LoadReport:
         self.quarantined_by_reason.update(result.quarantined["reason"].tolist())
         if len(result.quarantined):
             self.quarantined_by_file[name] += len(result.quarantined)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _now() -> datetime:
@@ -309,7 +313,7 @@ _BAD_PAGE_KEY = ["source_file", "reason", "detail"]  # a bad page already quaran
 
 def load_leads(warehouse: Warehouse, leads: list[dict], quarantined: list[dict]) -> LoadReport:
     """Append scraped leads (and bad pages) not seen before; a re-scrape of an unchanged site adds nothing."""
-    report = LoadReport("leads", files_seen=len(leads) + len(quarantined), unit="pages")
+    report = LoadReport("leads", files_seen=len(leads) + len(quarantined), unit="page")
     frame = pd.DataFrame(leads, columns=list(LEAD_FIELDS))
     frame["scraped_at"] = pd.to_datetime(frame["scraped_at"], utc=True).dt.tz_localize(None)
     frame["review_count"] = frame["review_count"].astype("Int64")

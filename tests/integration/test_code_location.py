@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,14 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     manifest = json.loads(dbt_project.manifest_path.read_text())
     dbt_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     assert dbt_tests <= checks, dbt_tests - checks  # singular tests with several refs too
-    assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0", "0 3 1 * *"}
-    assert definitions.resolve_job_def("ingest_and_warehouse") is not None
+    assert {(s.name, s.job_name, s.cron_schedule) for s in definitions.schedules} == {
+        ("daily_ingest", "ingest_and_warehouse", "0 2 * * *"),
+        ("weekly_refresh", "refresh_everything", "0 4 * * 0"),
+        ("monthly_retrain", "retrain", "0 3 1 * *"),
+    }
+    daily = definitions.resolve_job_def("ingest_and_warehouse").asset_layer.selected_asset_keys
+    assert dg.AssetKey(["marts", "fct_sales_daily"]) in daily
+    assert not [key for key in daily if graph.get(key).group_name == "ml"], "the daily job trains nothing"
     sensors = {sensor.name: sensor for sensor in definitions.sensors}
     assert set(sensors) == {"landing_sensor", "declarative_automation", "retrain_on_evidence", "alert_on_run_failure"}
     assert sensors["landing_sensor"].job_name == "ingest_landing"
@@ -63,10 +70,16 @@ def test_cli_generates_runs_and_records_the_run_in_the_embedded_instance(tmp_pat
     landing = tmp_path / "data" / "landing"
     assert main(["run", "--landing", str(landing), "--job", "ingest_and_warehouse"]) == 0
     output = capsys.readouterr().out
-    assert "ingest_and_warehouse: succeeded" in output
-    assert "materialized marts/fct_sales_daily" in output
+    assert "ingest_and_warehouse succeeded" in output
+    assert re.search(r"\] warehouse: \d+ tables and views built; dbt build PASS=\d+ ", output), output  # dbt's summary
+    assert "\x1b[" not in output, "no colour codes when not a terminal"
+    assert "START sql" not in output and "of 117" not in output
 
-    instance_runs = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster")).get_runs()
-    assert [run.job_name for run in instance_runs] == ["ingest_and_warehouse"]
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster"))
+    assert [run.job_name for run in instance.get_runs()] == ["ingest_and_warehouse"]
+    assert not instance.nux_enabled, "a fresh state opens the UI without the community pop-up"
     assert main(["summary"]) == 0
-    assert "marts.fct_sales_daily" in capsys.readouterr().out
+    tables = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    schemas = [table.split(".")[0] for table in tables]
+    assert "marts.fct_sales_daily" in tables
+    assert schemas == sorted(schemas, key=["raw", "staging", "snapshots", "marts"].index), "pipeline order"

@@ -79,6 +79,18 @@ def test_duckdb_pipeline_loads_everything_and_quarantines_every_planted_row(duck
     _assert_pipeline_is_complete(settings, first, counts, small_demo)
 
 
+def test_dbt_assets_carry_row_counts_and_typed_described_columns(duckdb_runs):
+    _, first, _, counts, _ = duckdb_runs
+    events = {e.asset_key.to_user_string(): e for e in first.get_asset_materialization_events()}
+    metadata = events["marts/fct_sales_daily"].step_materialization_data.materialization.metadata
+    assert metadata["dagster/row_count"].value == counts["marts.fct_sales_daily"]
+    columns = {c.name: c for c in metadata["dagster/column_schema"].value.columns}
+    assert columns["sales_date"].type == "DATE" and columns["quantity"].type in ("BIGINT", "INTEGER")
+    assert columns["product_id"].description == "Product sold."
+    view = events["staging/stg_sales"].step_materialization_data.materialization.metadata
+    assert view["dagster/row_count"].value == counts["staging.stg_sales"]
+
+
 def test_rerun_adds_no_rows(duckdb_runs):
     _, _, second, counts_first, counts_second = duckdb_runs
     assert second.success

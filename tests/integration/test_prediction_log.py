@@ -16,6 +16,7 @@ import pytest
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from optimum.settings import Settings
+from orchestration.assets.ml import lineage_tags
 from orchestration.landing.predictions import load_prediction_log
 from orchestration.mlflow_resource import MlflowTracking
 from orchestration.trace import trace_request
@@ -46,18 +47,19 @@ def trained(tmp_path_factory):
 
     @dg.asset
     def champions(context):
-        tracking = MlflowTracking(settings)
+        experiment = MlflowTracking(settings).experiment_id("optimum")  # also points mlflow at the store
         for name, package in (
             (RECOMMENDER_MODEL_NAME, recommender_package(products, scores)),
             (FORECASTER_MODEL_NAME, forecast_package(products, forecast, insights)),
         ):
-            with tracking.start_run("optimum", name, context, DATA_AS_OF):
+            with mlflow.start_run(experiment_id=experiment, run_name=name, tags=lineage_tags(context, DATA_AS_OF)):
                 mlflow.log_input(mlflow.data.from_pandas(scores, name="user_item_scores"), context="training")
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=package, registered_model_name=name, pip_requirements=[]
                 )
             mlflow.MlflowClient().set_registered_model_alias(name, "champion", str(info.registered_model_version))
-        with tracking.start_run("optimum", "challenger", context, DATA_AS_OF):  # a second recommender version
+        tags = lineage_tags(context, DATA_AS_OF)
+        with mlflow.start_run(experiment_id=experiment, run_name="challenger", tags=tags):  # a second version
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=recommender_package(products, scores),
