@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ml.forecast import EnsembleForecaster, Forecaster, LightGBMGlobalForecaster, MovingAverage, SeasonalNaive
 from ml.forecast.backtest import mase_scale
 from ml.forecast.series import Freq, aggregate_sales
 
@@ -58,6 +59,14 @@ def snapshot_accuracy(snapshots: pd.DataFrame, daily_sales: pd.DataFrame, freq: 
             }
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+def snapshot_models(freq: Freq, products: pd.DataFrame) -> list[Forecaster]:
+    """The candidates behind each weekly snapshot: the champion's fast ones (seasonal naive, moving average,
+    global LightGBM and their ensemble). A backfill fits every past week, so the statistical and Prophet
+    models, minutes per fit on a busy machine and unfit for the short histories of early weeks, stay out."""
+    lightgbm, moving_average = LightGBMGlobalForecaster(freq, products=products), MovingAverage(freq)
+    return [SeasonalNaive(freq), moving_average, lightgbm, EnsembleForecaster([lightgbm, moving_average])]
 
 
 # --- recommendation outcomes ------------------------------------------------------------------------------

@@ -172,9 +172,10 @@ def train_forecaster(
     prophet_top_n: int | None = 50,
     calendar: str = "auto",
     n_origins: int = 3,
+    models: list | None = None,
 ) -> ForecasterTraining:
-    """Backtest every model over `n_origins` rolling origins, choose one per demand class, forecast the
-    horizon and derive the insights."""
+    """Backtest every model (default_models unless given) over `n_origins` rolling origins, choose one per
+    demand class, forecast the horizon and derive the insights."""
     result = forecast_demand(
         daily_sales,
         products,
@@ -183,6 +184,7 @@ def train_forecaster(
         prophet_top_n=prophet_top_n,
         n_origins=n_origins,
         calendar=calendar,
+        models=models,
     )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
     held_out = result.held_out.set_index("model")

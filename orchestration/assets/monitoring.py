@@ -27,6 +27,7 @@ from ml.monitoring import (
     price_bands,
     recommendation_hit_rate,
     snapshot_accuracy,
+    snapshot_models,
 )
 from ml.packaging import RECOMMENDER_MODEL_NAME
 from ml.training import train_forecaster
@@ -94,8 +95,8 @@ def build_monitoring_assets(settings: Settings) -> list:
         warehouse: dg.ResourceParam[Warehouse],
     ) -> dg.MaterializeResult:
         """The forecast as of each week (Monday), from the sales before it, with the backtest's promised
-        MASE: the champion's selection procedure without Prophet and over Settings.snapshot_backtest_origins
-        origins (2 by default), so a backfill of many weeks stays cheap."""
+        MASE: the champion's selection procedure on its fast candidates (ml.monitoring.snapshot_models) over
+        Settings.snapshot_backtest_origins origins (2 by default), so a backfill of many weeks stays cheap."""
         products = warehouse.query("SELECT * FROM marts.dim_products")
         written, skipped = [], []
         for key in context.partition_keys:
@@ -115,6 +116,7 @@ def build_monitoring_assets(settings: Settings) -> list:
                 prophet_top_n=0,
                 calendar=settings.forecast_calendar,
                 n_origins=settings.snapshot_backtest_origins,
+                models=snapshot_models(settings.forecast_freq, products),
             )
             forecast = training.result.forecast.assign(as_of=as_of, promised_mase=training.evaluation.value)
             frame = forecast.assign(forecast_date=pd.to_datetime(forecast["forecast_date"]))[list(SNAPSHOT_COLUMNS)]
