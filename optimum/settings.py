@@ -45,15 +45,32 @@ class ServingSettings(BaseSettings):
         60.0, ge=0, description="How often the service checks for a newly promoted champion; 0: never."
     )
     workers: int = Field(1, ge=1, description="Worker processes of the service.")
-    access_log: bool = Field(False, description="Log every request (costs about as much CPU as answering it).")
+    access_log: bool = Field(False, description="BentoML's own access log (the JSON request log is always on).")
     tracing: bool = Field(False, description="OpenTelemetry spans on the API routes.")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="Larger request bodies are refused with 413.")
+    max_json_depth: int = Field(8, ge=2, description="Deeper JSON nesting in a request is refused with 400.")
+    max_json_items: int = Field(256, ge=1, description="Longer JSON arrays/objects in a request: 400.")
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
     # The closed loop: POST /interactions and the prediction log go through durable spools (serving/spool.py).
     interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
     spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
     spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
     ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
+    rate_per_second: float = Field(
+        200.0, gt=0, description="Requests per second one token (or one client address) may sustain."
+    )
+    rate_burst: int = Field(400, ge=1, description="Requests one token may send at once before 429.")
+    max_queue_seconds: float = Field(
+        0.5, gt=0, description="While a worker is this far behind, new requests get 503 + Retry-After."
+    )
+    cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
+    search_personal_weight: float = Field(
+        0.3, ge=0, le=1, description="Share of a known customer's recommender score in the search ranking."
+    )
+
+    @property
+    def cors_allow_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 class LandingSettings(BaseSettings):
@@ -107,6 +124,9 @@ class Settings(BaseSettings):
         "(drop a partial trailing period).",
     )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    environment: Literal["embedded", "production"] = Field(
+        "embedded", description="production: every API call needs a token (`optimum token create`)."
+    )
     interaction_weights: dict[str, PositiveInt] = Field(
         default_factory=lambda: dict(dbt_project_vars()["interaction_weights"]),
         description="Implicit-feedback weight of each interaction type (whole numbers; default: dbt_project.yml).",
