@@ -21,8 +21,8 @@ import pandas as pd
 
 from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.leads.score import TransparentScorer
+from ml.leads.training import score_distribution
 from optimum.settings import Settings
-from orchestration.assets.leads import score_distribution
 from orchestration.cli import materialize
 from orchestration.demo.generate import generate_demo_data
 from orchestration.demo.leads import serving_lead_sources

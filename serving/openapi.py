@@ -22,13 +22,14 @@ from optimum.settings import ServingSettings
 
 TITLE = "Optimum serving API"
 DESCRIPTION = """\
-Recommendations, similar items, demand forecasts and restock/spike/decline insights from the champion
-models of the Optimum MLflow registry (aliases `champion` of `optimum-recommender` and
-`optimum-demand-forecaster`). Every call is a `POST` with a JSON body; every answer is JSON, errors
-included: `{"error": "<what went wrong and how to fix it>", ...}`.
+Recommendations, similar items, product search, demand forecasts, restock/spike/decline insights and
+scored sales leads from the champion models of the Optimum MLflow registry (aliases `champion` of
+`optimum-recommender`, `optimum-demand-forecaster` and `optimum-lead-scorer`). Every call is a `POST`
+with a JSON body; every answer is JSON, errors included: `{"error": "<what went wrong and how to fix it>",
+...}`.
 
-A new champion is picked up without a restart. `/readyz` answers 200 once both champions are loaded;
-until then the routes that need a missing one answer 503.
+A new champion is picked up without a restart. `/readyz` answers 200 once the recommender and the
+forecaster are loaded (the lead scorer is optional); the routes that need a missing one answer 503.
 
 The examples use ids of the demo data (`make demo`).
 """
@@ -56,15 +57,22 @@ def common_errors(limits: ServingSettings) -> dict[int, str]:
     """Answers every API route can give, on top of its own (serving/middleware.py, the request timeout)."""
     return {
         400: INVALID_BODY,
+        401: "A token is required (OPTIMUM_ENVIRONMENT=production) or the one sent is unknown: send "
+        "`Authorization: Bearer <token>` (`optimum token create`).",
+        403: "The token's scope does not cover this route.",
         405: "A method other than POST.",
         413: f"A body larger than {limits.max_body_bytes:,} bytes (OPTIMUM_SERVING_MAX_BODY_BYTES).",
         415: "A body that is not `application/json`.",
+        429: "The token's rate limit (OPTIMUM_SERVING_RATE_PER_SECOND) is used up; `Retry-After` says when to retry.",
         500: "An unexpected server error (the server log has the traceback).",
         504: f"The request took longer than {limits.request_timeout_seconds:g} s.",
     }
 
 
-NO_CHAMPION = "No champion is loaded for the model this route needs yet (the body says which, and why)."
+NO_CHAMPION = (
+    "No champion is loaded for the model this route needs yet (the body says which, and why), or the worker "
+    "is overloaded (`Retry-After` says when to retry)."
+)
 
 # Per route: its own error answers, and named request examples.
 ROUTES: dict[str, dict] = {
@@ -87,9 +95,49 @@ ROUTES: dict[str, dict] = {
         },
         "examples": {"next four periods": {"product_id": "P00001", "horizon": 4}},
     },
+    "/search": {
+        "errors": {
+            400: INVALID_BODY + " Also a query with no letter or digit, with the reason.",
+            503: NO_CHAMPION,
+        },
+        "examples": {
+            "words, any case, accents or small typos": {"q": "brake pads", "count": 5},
+            "re-ranked for a customer": {"q": "filter", "user_id": "U00001", "count": 5},
+        },
+    },
     "/insights": {
         "errors": {404: "The product is not in the forecaster's catalog.", 503: NO_CHAMPION},
         "examples": {"one product": {"product_id": "P00001"}, "every product": {}},
+    },
+    "/leads": {
+        "errors": {503: NO_CHAMPION},
+        "examples": {
+            "the best leads": {"page_size": 10},
+            "qualified repair workshops in one city": {
+                "status": "qualified",
+                "city": "Springfield",
+                "category": "repair workshop",
+                "min_score": 50,
+            },
+        },
+    },
+    "/score_lead": {
+        "errors": {503: NO_CHAMPION},
+        "examples": {
+            "a name only": {"name": "Smith Motors"},
+            "a full record": {
+                "name": "Smith Motors",
+                "category": "car repair",
+                "city": "Springfield",
+                "address": "1 Main St",
+                "phone": "(555) 123-4567",
+                "website": "https://smith-motors.example",
+                "rating": 4.5,
+                "review_count": 120,
+                "n_sources": 2,
+                "last_seen_at": "2024-06-01T00:00:00Z",
+            },
+        },
     },
 }
 

@@ -5,29 +5,22 @@ The lead scorer package bundles the scorer with the scored leads, so the champio
 latest leads: when the champion's design wins, it is re-registered on the new data (a refresh).
 """
 
-import json
+import math
 
 import dagster as dg
-import mlflow
 import pandas as pd
 
-from ml.leads.outcome import (
-    OutcomeModel,
-    outcomes_from_status,
-    rescore_lead_scorer,
-    scorer_from_config,
-    train_lead_scorer,
-)
-from ml.leads.package import LEAD_SCORER_MODEL_NAME, LeadScoringPackage
+from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.leads.score import TransparentScorer
-from ml.registry import Evaluation, PromotionDecision, champion_version, promote_if_better, register_challenger
+from ml.leads.training import lead_scorer_job, refresh_job, score_distribution
+from ml.registry import PromotionDecision
+from ml.training import publish
 from optimum.settings import Settings
-from orchestration.assets.ml import EXPERIMENT, _champion, _log_snapshot, _markdown, _metric_names, mart
+from orchestration.assets.ml import EXPERIMENT, _champion, _markdown, lineage_tags, mart
 from orchestration.mlflow_resource import MlflowTracking
 from orchestration.warehouse import Warehouse
 
 LEADS_GROUP = "leads"
-SCORE_BINS = [0, 20, 40, 60, 80, 101]
 
 
 def _lead_data(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp | None]:
@@ -52,83 +45,43 @@ def lead_scorer(
     mlflow_tracking: dg.ResourceParam[MlflowTracking],
 ) -> dg.MaterializeResult:
     """Compare the transparent scorer with an outcome model on the latest won/lost decisions; register
-    the winner with every lead scored, and make it the champion."""
+    the winner with every lead scored, and keep the champion's leads current (ml/leads/training.py)."""
     leads, history, as_of = _lead_data(warehouse)
     if leads.empty:
         return dg.MaterializeResult(metadata={"skipped": "marts.dim_leads is empty"})
     weights = settings.lead_score_weights
     transparent = TransparentScorer(weights, tuple(settings.target_cities))
-    training = train_lead_scorer(leads, history, transparent, settings.lead_precision_k, as_of)
-    with mlflow_tracking.start_run(EXPERIMENT, "lead_scorer") as run:
-        mlflow.log_params({"chosen": training.scorer.kind, "decided_leads": training.n_outcomes, "leads": len(leads)})
-        mlflow.log_params({f"weight_{name}": value for name, value in weights.items()} | training.split)
-        mlflow.set_tag("choice.reason", training.reason[:5000])
-        for scorer_name, row in training.comparison.iterrows():
-            mlflow.log_metrics(_metric_names({f"{scorer_name}_{metric}": value for metric, value in row.items()}))
-        _log_snapshot(leads, "dim_leads")
-        package = LeadScoringPackage(training.scorer, leads, as_of)
-        mlflow.log_table(package.leads[["lead_key", "lead_score", "score_reasons"]], "scored_leads.json")
-        decision = _register_and_promote(package, training, leads, history, weights, settings.lead_precision_k, as_of)
-        mlflow.set_tags({"promotion.decision": str(decision.promote), "promotion.reason": decision.reason})
-        link = mlflow_tracking.run_link(run)
-    context.log.info(f"lead scorer: {training.reason}; {decision.reason}")
-    scores = package.leads["lead_score"]
-    return dg.MaterializeResult(
-        metadata={
-            "summary": training.reason,
-            "chosen": training.scorer.kind,
-            "decided_leads": training.n_outcomes,
-            "comparison_on_held_out_period": _markdown(training.comparison) if len(training.comparison) else "none",
-            "score_distribution": _markdown(score_distribution(scores)),
-            "champion_version": decision.challenger_version if decision.promote else str(decision.champion_version),
-            "promotion_reason": decision.reason,
-            "mlflow_run": link,
-        }
-    )
-
-
-def _register_and_promote(package, training, leads, history, weights, k, as_of) -> PromotionDecision:
-    """Register the run's choice; if the champion's design still wins on this data, register that design
-    refreshed on the new leads instead, so the champion never serves yesterday's leads."""
-    version = register_challenger(package, LEAD_SCORER_MODEL_NAME, training.evaluation)
-    current = champion_version(LEAD_SCORER_MODEL_NAME)
-    champion_eval = current[1] if current else None
-    if pd.isna(training.evaluation.value) or champion_eval is None:
-        return _make_champion(version, training.reason)
-    rescored = None
-    if champion_eval.config != training.evaluation.config:
-        rescored = rescore_lead_scorer(champion_eval.config, leads, history, weights, k, as_of)
-    decision = promote_if_better(LEAD_SCORER_MODEL_NAME, version, training.evaluation, rescored)
-    if decision.promote or champion_eval.data_fingerprint == training.evaluation.data_fingerprint:
-        return decision
-    design = scorer_from_config(json.loads(champion_eval.config), weights)
-    if isinstance(design, OutcomeModel):
-        labelled = outcomes_from_status(history).merge(leads, on="lead_key")
-        design.fit(labelled, labelled["won"], as_of)
-    refreshed_eval = Evaluation(
-        training.evaluation.metric,
-        rescored if rescored is not None else float("nan"),
-        True,
-        training.evaluation.data_fingerprint,
-        champion_eval.config,
-    )
-    refreshed = register_challenger(LeadScoringPackage(design, leads, as_of), LEAD_SCORER_MODEL_NAME, refreshed_eval)
-    return promote_if_better(LEAD_SCORER_MODEL_NAME, refreshed, refreshed_eval)
-
-
-def _make_champion(version: str, reason: str) -> PromotionDecision:
-    """Without won/lost outcomes nothing can be compared: the transparent scorer from settings serves."""
-    client = mlflow.MlflowClient()
-    client.set_model_version_tag(LEAD_SCORER_MODEL_NAME, version, "promotion.decision", "promoted")
-    client.set_model_version_tag(LEAD_SCORER_MODEL_NAME, version, "promotion.reason", reason)
-    client.set_registered_model_alias(LEAD_SCORER_MODEL_NAME, "champion", version)
-    return PromotionDecision(True, reason, version, None)
-
-
-def score_distribution(scores: pd.Series) -> pd.DataFrame:
-    """Leads per 20-point score band."""
-    bands = pd.cut(scores, SCORE_BINS, right=False, labels=["0-19", "20-39", "40-59", "60-79", "80-100"])
-    return bands.value_counts(sort=False).rename("leads").to_frame()
+    k = settings.lead_precision_k
+    job = lead_scorer_job(leads, history, transparent, weights, k, as_of)
+    registry = mlflow_tracking.registry
+    experiment_id = mlflow_tracking.experiment_id(EXPERIMENT)
+    champion_before = registry.champion(LEAD_SCORER_MODEL_NAME)
+    tags = lineage_tags(context, as_of)
+    published = publish(job, registry, experiment_id, tags)
+    decision = published.decision
+    if decision.outcome == "kept":
+        if math.isnan(published.evaluation.value):  # no outcomes to compare on: the configured scorer serves
+            registry.promote_winner(LEAD_SCORER_MODEL_NAME, published.version, "no won/lost outcomes to compare")
+            decision = PromotionDecision("promoted", "no won/lost outcomes to compare", published.version, None)
+        elif (before := champion_before.evaluation if champion_before else None) is not None and (
+            before.data_fingerprint != published.evaluation.data_fingerprint
+        ):
+            # The champion bundles yesterday's leads: its design, refit on the new leads, is promoted as a refresh.
+            rescored = job.rescore(before.config) if before.config != published.evaluation.config else None
+            refreshed = refresh_job(before, rescored, published.evaluation, leads, history, weights, as_of)
+            decision = publish(refreshed, registry, experiment_id, tags).decision
+    context.log.info(f"lead scorer v{published.version}: {decision.reason}")
+    summary = published.trained.summary if published.trained else {}
+    metadata = {
+        **{key: _markdown(value) if isinstance(value, pd.DataFrame) else value for key, value in summary.items()},
+        "version": published.version,
+        "outcome": decision.outcome,
+        "champion_version": str(decision.champion_after),
+        "promotion_reason": decision.reason,
+    }
+    if published.run_id:
+        metadata["mlflow_run"] = dg.MetadataValue.url(mlflow_tracking.run_link(experiment_id, published.run_id))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(key=mart("scored_leads"), group_name=LEADS_GROUP, deps=[lead_scorer], kinds={"python", "duckdb"})
