@@ -233,6 +233,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     return subprocess.call([str(Path(sys.executable).parent / command[0]), *command[1:]], cwd=REPO_ROOT)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from orchestration.backup import BackupError, create_backup
+
+    try:
+        result = create_backup(_settings(args))
+    except BackupError as error:
+        print(f"backup failed: {error}", file=sys.stderr)
+        return 1
+    print(f"backup {result.path} ({result.size_bytes:,} bytes, {result.duration_s:.1f} s) sha256 {result.sha256}")
+    print(f"  parts: {', '.join(result.parts)}")
+    for path in result.removed:
+        print(f"  removed by retention: {path.name}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from orchestration.backup import BackupError, restore_backup
+
+    try:
+        manifest = restore_backup(_settings(args), Path(args.backup))
+    except BackupError as error:
+        print(f"restore refused: {error}", file=sys.stderr)
+        return 2
+    print(f"restored the backup of {manifest['created_at']} ({len(manifest['members'])} files)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     mlflow_ui = with_target(commands.add_parser("mlflow-ui", help="MLflow UI on the platform's tracking store"))
     mlflow_ui.add_argument("--port", type=int, default=5000)
     mlflow_ui.set_defaults(func=cmd_mlflow_ui)
+
+    backup = with_target(commands.add_parser("backup", help="write one checksummed backup of all state"))
+    backup.set_defaults(func=cmd_backup)
+
+    restore = with_target(commands.add_parser("restore", help="restore a backup into empty databases/folders"))
+    restore.add_argument("backup", help="the optimum-backup-*.tar.gz file")
+    restore.set_defaults(func=cmd_restore)
     return parser
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
+from orchestration.assets.operations import operations_assets
 from orchestration.assets.warehouse import build_warehouse_assets
 from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
@@ -21,7 +22,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
     executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
     return dg.Definitions(
-        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets],
+        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *operations_assets],
         asset_checks=expectation_checks,
         jobs=jobs,
         schedules=schedules,

@@ -1,10 +1,11 @@
-"""Jobs and schedules: the daily ingest + warehouse refresh and the weekly refresh of everything."""
+"""Jobs and schedules: the daily ingest + warehouse refresh, the weekly refresh of everything, the nightly backup."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from orchestration.assets.ingest import INGEST_GROUP
+from orchestration.assets.operations import OPERATIONS_GROUP
 from orchestration.dbt import WAREHOUSE_GROUP
 
 ingest_and_warehouse_job = dg.define_asset_job(
@@ -14,8 +15,13 @@ ingest_and_warehouse_job = dg.define_asset_job(
 )
 refresh_everything_job = dg.define_asset_job(
     "refresh_everything",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(OPERATIONS_GROUP),
     description="Materialize the whole graph: ingestion, warehouse and everything downstream of it.",
+)
+backup_job = dg.define_asset_job(
+    "nightly_backup",
+    selection=dg.AssetSelection.groups(OPERATIONS_GROUP),
+    description="Back up the warehouse, Dagster's storage and MLflow (orchestration/backup.py).",
 )
 
 daily_ingest_schedule = dg.ScheduleDefinition(
@@ -25,5 +31,10 @@ weekly_refresh_schedule = dg.ScheduleDefinition(
     name="weekly_refresh", job=refresh_everything_job, cron_schedule="0 4 * * 0", execution_timezone="UTC"
 )
 
-jobs = [ingest_and_warehouse_job, refresh_everything_job]
-schedules = [daily_ingest_schedule, weekly_refresh_schedule]
+# 03:00, after the 02:00 ingest, so the backup holds the night's delivery.
+nightly_backup_schedule = dg.ScheduleDefinition(
+    name="nightly_backup", job=backup_job, cron_schedule="0 3 * * *", execution_timezone="UTC"
+)
+
+jobs = [ingest_and_warehouse_job, refresh_everything_job, backup_job]
+schedules = [daily_ingest_schedule, weekly_refresh_schedule, nightly_backup_schedule]

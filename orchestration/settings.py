@@ -46,10 +46,19 @@ class Settings(BaseSettings):
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
 
-    @field_validator("home", "landing_dir", "expectations_dir")
+    # Backups (orchestration/backup.py): where they go, how long they stay, and the production state that
+    # lives outside the state folder and the warehouse (the MLflow server's database and artifact folder).
+    backup_dir: Path = Field(Path("backups"), description="Folder of `optimum backup` files, off the state disk.")
+    backup_retention_days: int = Field(14, ge=0, description="Backups older than this before the newest are deleted.")
+    mlflow_backend_dsn: str = Field("", description="PostgreSQL DSN of the MLflow server's backend store, to back up.")
+    mlflow_artifacts_destination: Path | None = Field(
+        None, description="The MLflow server's --artifacts-destination folder, to back up."
+    )
+
+    @field_validator("home", "landing_dir", "expectations_dir", "backup_dir", "mlflow_artifacts_destination")
     @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        return path.expanduser().resolve()
+    def _absolute(cls, path: Path | None) -> Path | None:
+        return None if path is None else path.expanduser().resolve()
 
     @property
     def dagster_home(self) -> Path:

@@ -34,7 +34,7 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     definitions = build_definitions(Settings(home=tmp_path / "state"))
     graph = definitions.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "warehouse", "ml"}
+    assert groups == {"ingest", "warehouse", "ml", "operations"}
     assert dg.AssetKey(["marts", "fct_sales_daily"]) in graph.get_all_asset_keys()
     upstream = graph.get(dg.AssetKey(["staging", "stg_sales"])).parent_keys
     assert dg.AssetKey(["raw", "sales"]) in upstream  # ingestion and dbt are one lineage
@@ -43,7 +43,9 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     manifest = json.loads(dbt_project.manifest_path.read_text())
     dbt_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     assert dbt_tests <= checks, dbt_tests - checks  # singular tests with several refs too
-    assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0"}
+    assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0", "0 3 * * *"}
+    everything = definitions.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
+    assert dg.AssetKey("backup") not in everything, "the backup runs on its own schedule, not in refresh runs"
     assert definitions.resolve_job_def("ingest_and_warehouse") is not None
 
 
