@@ -151,7 +151,7 @@ def _pg_command_env(dsn: str) -> tuple[str, dict[str, str]]:
 
 def _run_pg_tool(command: list[str], dsn: str) -> None:
     safe_dsn, env = _pg_command_env(dsn)
-    result = subprocess.run([*command, f"--dbname={safe_dsn}"], env=env, capture_output=True, text=True)  # noqa: S603 -- fixed pg_dump/pg_restore argv, no shell
+    result = subprocess.run([*command, f"--dbname={safe_dsn}"], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise BackupError(f"{command[0]} failed on {safe_dsn}: {result.stderr.strip()}")
 
