@@ -10,7 +10,7 @@ from orchestration.assets.operations import operations_assets
 from orchestration.assets.warehouse import build_warehouse_assets
 from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
-from orchestration.jobs import jobs, schedules
+from orchestration.jobs import backup_schedule, jobs, schedules
 from orchestration.mlflow_resource import MlflowTracking
 from orchestration.settings import Settings, Target
 from orchestration.warehouse import Warehouse
@@ -25,7 +25,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *operations_assets],
         asset_checks=expectation_checks,
         jobs=jobs,
-        schedules=schedules,
+        schedules=[*schedules, backup_schedule(settings.backup_cron)],
         executor=executor,
         resources={
             "settings": settings,

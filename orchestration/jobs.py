@@ -31,10 +31,17 @@ weekly_refresh_schedule = dg.ScheduleDefinition(
     name="weekly_refresh", job=refresh_everything_job, cron_schedule="0 4 * * 0", execution_timezone="UTC"
 )
 
-# 03:00, after the 02:00 ingest, so the backup holds the night's delivery.
-nightly_backup_schedule = dg.ScheduleDefinition(
-    name="nightly_backup", job=backup_job, cron_schedule="0 3 * * *", execution_timezone="UTC"
-)
+
+def backup_schedule(cron: str) -> dg.ScheduleDefinition:
+    """Running from the first deployment on: a backup schedule that someone must remember to turn on is none."""
+    return dg.ScheduleDefinition(
+        name="nightly_backup",
+        job=backup_job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+
 
 jobs = [ingest_and_warehouse_job, refresh_everything_job, backup_job]
-schedules = [daily_ingest_schedule, weekly_refresh_schedule, nightly_backup_schedule]
+schedules = [daily_ingest_schedule, weekly_refresh_schedule]

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     # Backups (orchestration/backup.py): where they go, how long they stay, and the production state that
     # lives outside the state folder and the warehouse (the MLflow server's database and artifact folder).
     backup_dir: Path = Field(Path("backups"), description="Folder of `optimum backup` files, off the state disk.")
+    backup_cron: str = Field("0 3 * * *", description="When the nightly_backup schedule runs (cron, UTC).")
     backup_retention_days: int = Field(14, ge=0, description="Backups older than this before the newest are deleted.")
     mlflow_backend_dsn: str = Field("", description="PostgreSQL DSN of the MLflow server's backend store, to back up.")
     mlflow_artifacts_destination: Path | None = Field(
