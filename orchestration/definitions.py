@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import yaml
 
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
@@ -12,21 +13,19 @@ from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import backup_schedule, jobs, schedules
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import Settings, Target
+from orchestration.settings import K8S_EXECUTOR_CONFIG, Settings, Target
 from orchestration.warehouse import Warehouse
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
     ensure_manifest(settings)
-    # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
-    executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
     return dg.Definitions(
         assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *operations_assets],
         asset_checks=expectation_checks,
         jobs=jobs,
         schedules=[*schedules, backup_schedule(settings.backup_cron)],
-        executor=executor,
+        executor=step_executor(settings),
         resources={
             "settings": settings,
             "warehouse": Warehouse.from_settings(settings),
@@ -34,6 +33,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "mlflow_tracking": MlflowTracking(settings),
         },
     )
+
+
+def step_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """How a run executes its steps: one process (DuckDB), subprocesses (PostgreSQL), or Kubernetes Jobs."""
+    if settings.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(yaml.safe_load(K8S_EXECUTOR_CONFIG.read_text()))
+    # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
+    return dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
 
 
 @dg.definitions

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+K8S_EXECUTOR_CONFIG = REPO_ROOT / "infra" / "k8s" / "executor.yaml"
 
 
 class Target(StrEnum):
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    executor: Literal["default", "k8s"] = Field(
+        "default",
+        description="k8s: every step is a Kubernetes Job (infra/k8s/executor.yaml); default: see definitions.",
+    )
 
     # Backups (orchestration/backup.py): where they go, how long they stay, and the production state that
     # lives outside the state folder and the warehouse (the MLflow server's database and artifact folder).

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from orchestration.cli import main, running_service
+from orchestration.cli import main
 from orchestration.definitions import build_definitions
 from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
-from tests.serving_fixtures import free_port
+from tests.serving_fixtures import server_env, start_server, stop_server, wait_until_up
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +76,15 @@ def served_answers(settings: Settings) -> dict[str, dict]:
     )
     calls = {"/recommend": {"user_id": user, "count": 5}, "/forecast": {"product_id": product, "horizon": 4}}
     answers = {}
-    with running_service(settings, port=free_port()) as base_url:
+    server = start_server(server_env(settings.home, settings.tracking_uri), settings.home.parent / "serving.log")
+    try:
+        wait_until_up(server, "/readyz", timeout=300)
         for route, body in calls.items():
-            response = httpx.post(f"{base_url}{route}", json=body, timeout=30)
+            response = httpx.post(f"{server.url}{route}", json=body, timeout=30)
             assert response.status_code == 200, response.text
             answers[route] = response.json()
+    finally:
+        stop_server(server)
     return answers
 
 
