@@ -47,6 +47,7 @@ class Local:
     tmp: Path
     ports: dict[str, int]  # service -> local port
     dotenv: dict[str, str]  # what .env would hold: unique roles, databases, passwords
+    landing: Path  # the landing volume: the generated demo's landing folder
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -55,6 +56,7 @@ class Local:
             "/opt/dagster/dagster_home": self.tmp / "dagster_home",
             "/opt/dagster/workspace.yaml": self.tmp / "workspace.yaml",
             "/opt/optimum/state": self.tmp / "state",
+            "/opt/optimum/landing": self.landing,
             "/opt/optimum/backups": self.tmp / "backups",
             "/mlartifacts": self.tmp / "mlartifacts",
         }
@@ -99,7 +101,7 @@ def test_compose_declares_what_this_test_maps():
     for name in ("user_code", "dagster_webserver", "dagster_daemon", "mlflow", "bentoml"):
         assert SERVICES[name]["image"] == "optimum:latest"
     assert set(ANCHORS.values()) <= set(COMPOSE)
-    local = Local(Path("/local"), dict.fromkeys(("postgres", *SERVICES), 1), _dotenv("x"))
+    local = Local(Path("/local"), dict.fromkeys(("postgres", *SERVICES), 1), _dotenv("x"), Path("/landing"))
     for name in ("user_code", "dagster_webserver", "dagster_daemon", "mlflow", "bentoml"):
         for value in [*SERVICES[name]["command"], *env_of(name).values()]:
             mapped = local.text(value)
@@ -240,7 +242,8 @@ def wait_for_run(url: str, run_id: str, processes: list[Process], timeout: float
 
 def test_production_topology_runs_end_to_end(tmp_path, small_demo, databases):
     ports = {name: free_port() for name in ("user_code", "dagster_webserver", "mlflow", "bentoml")}
-    local = Local(tmp_path, ports | {"postgres": int(ADMIN_DSN.rsplit(":", 1)[1].split("/")[0])}, databases)
+    postgres_port = int(ADMIN_DSN.rsplit(":", 1)[1].split("/")[0])
+    local = Local(tmp_path, ports | {"postgres": postgres_port}, databases, small_demo.out_dir / "landing")
     logs = tmp_path / "logs"
     for folder in ("logs", "dagster_home", "state", "backups", "mlartifacts"):
         (tmp_path / folder).mkdir()
@@ -265,7 +268,7 @@ def test_production_topology_runs_end_to_end(tmp_path, small_demo, databases):
         code = start(
             "user_code",
             local.command("user_code"),
-            env("user_code", OPTIMUM_LANDING_DIR=str(small_demo.out_dir / "landing"), **small),
+            env("user_code", **small),
             logs,
         )
         processes += [mlflow, code]
