@@ -174,10 +174,10 @@ def test_restore_drill_production(tmp_path, small_demo, new_pg_database, monkeyp
     dagster_home = tmp_path / "dagster_home"  # outside the state folder, as in the image
 
     def use_dagster_storage(dsn: str) -> None:
+        """An instance on PostgreSQL, the driver named as infra/dagster.yaml does (psycopg 3 is not installed)."""
+        url = dsn.replace("postgresql://", "postgresql+psycopg2://")
         dagster_home.mkdir(exist_ok=True)
-        (dagster_home / "dagster.yaml").write_text(
-            f"storage:\n  postgres:\n    postgres_url: {dsn}\ntelemetry:\n  enabled: false\n"
-        )
+        (dagster_home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {url}\n")
 
     use_dagster_storage(dagster_dsn)
     _use(monkeypatch, settings, dagster_home)
