@@ -25,7 +25,7 @@ BASELINE = "(imports + definitions only)"
 
 
 def _settings(home: Path, landing: Path):
-    from orchestration.settings import Settings
+    from optimum.settings import Settings
 
     return Settings(home=home, landing_dir=landing)
 

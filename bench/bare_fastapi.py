@@ -38,7 +38,7 @@ state: dict[str, Any] = {}
 
 
 def _tracking_uri() -> str:
-    from orchestration.settings import Settings
+    from optimum.settings import Settings
 
     return Settings().tracking_uri  # OPTIMUM_MLFLOW_TRACKING_URI, else the store under OPTIMUM_HOME
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ml.forecast.backtest import Backtest, demand_classes, select_models
 from ml.training import train_forecaster, train_recommender
-from orchestration.settings import Settings
+from optimum.settings import Settings
 from orchestration.warehouse import Warehouse
 
 

@@ -26,7 +26,7 @@ from ml.recommend import (
     temporal_split,
 )
 from ml.training import EVENT_COLUMNS, default_recommender_candidates
-from orchestration.settings import Settings
+from optimum.settings import Settings
 from orchestration.warehouse import Warehouse
 
 GRID: dict[str, list[Recommender]] = {

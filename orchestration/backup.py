@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote, urlparse
 import psycopg2
 import yaml
 
-from orchestration.settings import Settings, Target
+from optimum.settings import Settings, Target
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -78,8 +78,8 @@ class Sources:
         folders = {"state": settings.home}
         if not dagster_home(settings).is_relative_to(settings.home):
             folders["dagster_home"] = dagster_home(settings)
-        if settings.mlflow_artifacts_destination is not None:
-            folders["mlflow_artifacts"] = settings.mlflow_artifacts_destination
+        if settings.mlflow_artifacts_destination:
+            folders["mlflow_artifacts"] = Path(settings.mlflow_artifacts_destination).expanduser().resolve()
         return cls(
             databases=databases,
             duckdb=settings.duckdb_path if settings.target is Target.DUCKDB else None,

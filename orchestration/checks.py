@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.assets.ingest import raw_asset_key
 from orchestration.quality.expectations import validate_frame
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 # suite name -> (asset it guards, warehouse table it reads)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from orchestration.settings import REPO_ROOT, Settings, Target
+from optimum.settings import REPO_ROOT, Settings, Target
 
 # The demo site is our own static server on loopback, so the scraper may go faster than on the web.
 DEMO_SITE_REQUESTS_PER_SECOND = 100.0
@@ -97,14 +97,8 @@ def serving_command(port: int) -> list[str]:
 
 
 def serving_env(settings: Settings) -> dict[str, str]:
-    """The service reads the same settings from the environment (it runs in its own processes)."""
-    return os.environ | {
-        "OPTIMUM_HOME": str(settings.home),
-        "OPTIMUM_TARGET": settings.target.value,
-        "OPTIMUM_PG_DSN": settings.pg_dsn,
-        "OPTIMUM_MLFLOW_TRACKING_URI": settings.tracking_uri,
-        "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
-    }
+    """The service rebuilds the same settings from the environment (it runs in its own processes)."""
+    return os.environ | settings.as_env() | {"MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true"}
 
 
 @contextmanager

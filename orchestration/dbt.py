@@ -11,7 +11,7 @@ from typing import Any
 
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
-from orchestration.settings import DBT_PROJECT_DIR, Settings
+from optimum.settings import DBT_PROJECT_DIR, Settings
 
 WAREHOUSE_GROUP = "warehouse"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import yaml
 
+from optimum.settings import K8S_EXECUTOR_CONFIG, Settings, Target
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
 from orchestration.assets.operations import operations_assets
@@ -13,7 +14,6 @@ from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import backup_schedule, jobs, schedules
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import K8S_EXECUTOR_CONFIG, Settings, Target
 from orchestration.warehouse import Warehouse
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import mlflow
 from mlflow import MlflowClient
 
-from orchestration.settings import Settings
+from optimum.settings import Settings
 
 os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # models are logged offline
 

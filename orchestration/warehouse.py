@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import psycopg2
 
-from orchestration.settings import Settings, Target
+from optimum.settings import Settings, Target
 
 
 class Connection(ABC):

@@ -4,8 +4,8 @@ rejected input out of the error log.
 On the API routes only: a method other than POST gets 405 (BentoML: plain-text "Method Not Allowed"),
 a multipart or form-encoded body 415 (BentoML's multipart parser answers garbage with a 500), a pickle
 body 415 with the same {"error": ...} shape as every other error, and a body declared larger than
-`max_body` bytes 413 before it is read. GET /docs redirects to BentoML's Swagger UI at /. Every other
-request passes through untouched.
+`max_body` bytes (OPTIMUM_SERVING_MAX_BODY_BYTES) 413 before it is read. GET /docs redirects to
+BentoML's Swagger UI at /. Every other request passes through untouched.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Media types BentoML parses with something other than its JSON serde.
 NON_JSON = {b"multipart/form-data", b"application/x-www-form-urlencoded", b"application/vnd.bentoml+pickle"}
-MAX_BODY = 64 * 1024  # a request here is a few ids and numbers
 
 
 class JsonApiMiddleware:
-    def __init__(self, app: ASGIApp, routes: Iterable[str], max_body: int = MAX_BODY):
+    def __init__(self, app: ASGIApp, routes: Iterable[str], max_body: int):
         self.app = app
         self.routes = frozenset(routes)
         self.max_body = max_body

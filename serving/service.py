@@ -2,11 +2,11 @@
 
     bentoml serve serving.service:RecommenderService --port 3000
 
-Champions come from the MLflow registry named by `orchestration.settings.Settings` (OPTIMUM_HOME,
-OPTIMUM_MLFLOW_TRACKING_URI), loaded at start-up and re-checked every OPTIMUM_SERVING_REFRESH_SECONDS
-(default 60, 0: never) so a newly promoted champion is picked up without a restart. The service starts
-without champions too: /livez is 200, /readyz 503 until both are loaded, and the endpoints that need a
-missing champion answer 503 with a JSON reason.
+Champions come from the MLflow registry named by `optimum.settings.Settings` (OPTIMUM_HOME,
+OPTIMUM_MLFLOW_TRACKING_URI), loaded at start-up and re-checked every `serving.refresh_seconds`
+(OPTIMUM_SERVING_REFRESH_SECONDS, default 60, 0: never) so a newly promoted champion is picked up
+without a restart. The service starts without champions too: /livez is 200, /readyz 503 until both are
+loaded, and the endpoints that need a missing champion answer 503 with a JSON reason.
 
 Every endpoint is POST with a JSON body (schemas in serving/schemas.py). Status codes: 200; 400 for a
 body that fails validation (BentoML's pydantic handler: {"error", "detail": [{loc, msg, type}]}) or a
@@ -15,16 +15,14 @@ method, an oversized or a non-JSON body (serving/middleware.py); 503 only withou
 body is JSON with an "error" string. BentoML adds /livez, /readyz, /metrics (Prometheus) and the OpenAPI
 spec at /docs.json (Swagger UI at /, and /docs redirects there).
 
-Environment knobs: OPTIMUM_SERVING_WORKERS (processes, default 1), OPTIMUM_SERVING_REFRESH_SECONDS,
-OPTIMUM_SERVING_ACCESS_LOG and OPTIMUM_SERVING_TRACING (1 to turn on; both off by default, see
-service_config).
+Deployment knobs (workers, access log, tracing, request limits) are `Settings.serving`
+(OPTIMUM_SERVING_* variables), read once when this module is imported, before BentoML starts its workers.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 
 import bentoml
@@ -33,7 +31,7 @@ from starlette.responses import JSONResponse
 import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request timeout timers)
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from ml.recommend import UnknownItemError
-from orchestration.settings import Settings
+from optimum.settings import ServingSettings, Settings
 from serving.engine import HorizonTooLarge, ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
 from serving.models import CHAMPION_ALIAS, load_champions
@@ -52,28 +50,19 @@ logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its serve
 
 API_ROUTES = ("/recommend", "/similar_items", "/forecast", "/insights")
 
-
-def _env_flag(name: str, default: bool) -> bool:
-    return os.environ.get(name, "1" if default else "0").strip().lower() in ("1", "true", "yes", "on")
+SETTINGS = Settings()  # read before BentoML starts its workers: the decorator below needs the knobs
 
 
-# Deployment knobs, read when the module is imported (before BentoML starts its workers).
-REFRESH_SECONDS = float(os.environ.get("OPTIMUM_SERVING_REFRESH_SECONDS", "60"))
-WORKERS = int(os.environ.get("OPTIMUM_SERVING_WORKERS", "1"))
-ACCESS_LOG = _env_flag("OPTIMUM_SERVING_ACCESS_LOG", False)
-TRACING = _env_flag("OPTIMUM_SERVING_TRACING", False)
-
-
-def service_config() -> dict:
+def service_config(serving: ServingSettings) -> dict:
     """BentoML settings. Access logs and OpenTelemetry spans on the API routes are off unless asked for:
     together they cost about as much CPU as answering the request (Prometheus /metrics still counts and
     times every request, and every error is logged)."""
     config: dict = {
-        "workers": WORKERS,
-        "traffic": {"timeout": 30},
-        "logging": {"access": {"enabled": ACCESS_LOG, "skip_paths": ["/livez", "/readyz", "/metrics"]}},
+        "workers": serving.workers,
+        "traffic": {"timeout": serving.request_timeout_seconds},
+        "logging": {"access": {"enabled": serving.access_log, "skip_paths": ["/livez", "/readyz", "/metrics"]}},
     }
-    if not TRACING:
+    if not serving.tracing:
         config["tracing"] = {"excluded_urls": [*API_ROUTES, "/livez", "/readyz", "/healthz", "/metrics"]}
     return config
 
@@ -93,10 +82,11 @@ def error(status: int, message: str, **extra) -> JSONResponse:
 
 def no_champion(state: ServingState, name: str) -> JSONResponse:
     reason = state.champions.missing.get(name, "not loaded")
+    picked_up = "the service picks it up without a restart." if SETTINGS.serving.refresh_seconds else "restart."
     return error(
         503,
         f"no champion is registered yet for {name!r} (alias {CHAMPION_ALIAS!r}): {reason}. Train and "
-        + ("register one; the service picks it up without a restart." if REFRESH_SECONDS > 0 else "restart."),
+        + f"register one; {picked_up}",
         model=name,
     )
 
@@ -105,17 +95,18 @@ def unknown_product(product_id: str, what: str) -> JSONResponse:
     return error(404, f"unknown product_id {product_id!r}: {what}", product_id=product_id)
 
 
-@bentoml.service(**service_config())
+@bentoml.service(**service_config(SETTINGS.serving))
 class RecommenderService:
     """Serves the registered champions of optimum-recommender and optimum-demand-forecaster."""
 
     def __init__(self) -> None:
-        self.tracking_uri = Settings().tracking_uri
+        self.tracking_uri = SETTINGS.tracking_uri
+        self.refresh_seconds = SETTINGS.serving.refresh_seconds
         self.state = ServingState.build(load_champions(self.tracking_uri))
         self._log_state()
         _freeze_heap()
         self._stop = threading.Event()
-        if REFRESH_SECONDS > 0:
+        if self.refresh_seconds > 0:
             threading.Thread(target=self._refresh_loop, name="champion-refresh", daemon=True).start()
 
     def _log_state(self) -> None:
@@ -126,7 +117,7 @@ class RecommenderService:
                 logger.info("serving %s version %s", name, version)
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(REFRESH_SECONDS):
+        while not self._stop.wait(self.refresh_seconds):
             try:
                 self.refresh()
             except Exception:  # keep serving what is loaded, and keep checking
@@ -200,5 +191,5 @@ class RecommenderService:
 
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)  # noqa: S101 -- import-time invariant: every API has its JSON route
-RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES)
+RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES, max_body=SETTINGS.serving.max_body_bytes)
 quiet_validation_errors()

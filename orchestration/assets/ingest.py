@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source
 from orchestration.landing.load import LoadReport, load_leads, load_source
 from orchestration.landing.raw_tables import qualified, quarantine_table
 from orchestration.scraper.crawler import CrawlPolicy, crawl
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 INGEST_GROUP = "ingest"

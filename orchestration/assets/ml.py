@@ -19,8 +19,8 @@ from ml.training import (
     train_forecaster,
     train_recommender,
 )
+from optimum.settings import Settings
 from orchestration.mlflow_resource import MlflowTracking
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 ML_GROUP = "ml"

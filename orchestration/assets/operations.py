@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.backup import create_backup
-from orchestration.settings import Settings
 
 OPERATIONS_GROUP = "operations"
 

@@ -3,8 +3,8 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from optimum.settings import Settings
 from orchestration.dbt import OptimumDbtTranslator, dbt_environment, dbt_project
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from optimum.settings import Settings
 from orchestration.definitions import build_definitions
-from orchestration.settings import Settings
 
 
 def run_job(settings: Settings, job_name: str = "refresh_everything") -> dg.ExecuteInProcessResult:

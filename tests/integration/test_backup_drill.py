@@ -15,9 +15,9 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
+from optimum.settings import Settings
 from orchestration.cli import main
 from orchestration.definitions import build_definitions
-from orchestration.settings import Settings
 from orchestration.warehouse import Warehouse
 from tests.serving_fixtures import server_env, start_server, stop_server, wait_until_up
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from optimum.settings import REPO_ROOT, Settings
 from orchestration.dbt import dbt_project
 from orchestration.definitions import build_definitions
-from orchestration.settings import REPO_ROOT, Settings
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 

@@ -24,9 +24,9 @@ import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
 
+from optimum.settings import DBT_PROJECT_DIR, Settings
 from orchestration.dbt import dbt_environment
 from orchestration.landing.raw_tables import RAW_COLUMNS, ensure_raw_schema, qualified
-from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.warehouse import Warehouse
 
 D = dt.date

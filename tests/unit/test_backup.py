@@ -17,6 +17,7 @@ import duckdb
 import psycopg2
 import pytest
 
+from optimum.settings import Settings
 from orchestration.backup import (
     BackupError,
     backup_name,
@@ -26,7 +27,6 @@ from orchestration.backup import (
     restore_backup,
 )
 from orchestration.cli import main
-from orchestration.settings import Settings
 
 MOMENT = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 

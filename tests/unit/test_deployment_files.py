@@ -336,7 +336,7 @@ def test_databases_and_roles_match_the_init_script():
 
 
 def test_settings_read_the_code_server_environment(monkeypatch):
-    from orchestration.settings import Settings, Target
+    from optimum.settings import Settings, Target
 
     for name in [n for n in os.environ if n.startswith("OPTIMUM_")]:
         monkeypatch.delenv(name)

@@ -15,8 +15,8 @@ from dagster._config import process_config
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
 from dagster_k8s.job import USER_DEFINED_K8S_JOB_CONFIG_SCHEMA
 
+from optimum.settings import Settings
 from orchestration.definitions import build_definitions
-from orchestration.settings import Settings
 from tests.unit.test_deployment_files import PYPROJECT, SERVICES
 
 K8S = Path(__file__).resolve().parents[2] / "infra" / "k8s"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from orchestration.settings import Settings, Target
+from optimum.settings import Settings, Target
 
 
 def test_defaults_keep_all_state_under_one_home(monkeypatch, tmp_path):
@@ -53,3 +53,34 @@ def test_ensure_dirs_creates_the_state_folders(tmp_path: Path):
     settings = Settings(home=tmp_path / "fresh")
     settings.ensure_dirs()
     assert settings.dagster_home.is_dir() and settings.mlflow_dir.is_dir()
+
+
+def test_serving_section_reads_its_own_prefix(monkeypatch):
+    monkeypatch.setenv("OPTIMUM_SERVING_REFRESH_SECONDS", "0")
+    monkeypatch.setenv("OPTIMUM_SERVING_WORKERS", "3")
+    monkeypatch.setenv("OPTIMUM_SERVING_ACCESS_LOG", "yes")
+    monkeypatch.setenv("OPTIMUM_SERVING_MAX_BODY_BYTES", "1024")
+    serving = Settings().serving
+    assert (serving.refresh_seconds, serving.workers, serving.access_log, serving.tracing) == (0, 3, True, False)
+    assert serving.max_body_bytes == 1024
+    monkeypatch.setenv("OPTIMUM_SERVING_WORKERS", "0")
+    with pytest.raises(ValidationError, match="workers"):
+        Settings()
+
+
+def test_as_env_rebuilds_the_same_settings_in_another_process(monkeypatch, tmp_path):
+    """The CLI hands the service its settings as environment variables: every field, nested ones included."""
+    settings = Settings(
+        home=tmp_path / "state",
+        target="postgres",
+        pg_dsn="postgresql://etl:s%40cret@db.internal:6543/warehouse",
+        forecast_horizon=12,
+        serving={"refresh_seconds": 2.5, "tracing": True, "workers": 2},
+    )
+    env = settings.as_env()
+    assert env["OPTIMUM_SERVING_TRACING"] == "true" and env["OPTIMUM_FORECAST_HORIZON"] == "12"
+    for name in [n for n in env if n.startswith("OPTIMUM_")]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings

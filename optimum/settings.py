@@ -1,11 +1,14 @@
 """One typed settings object for the whole platform, read from OPTIMUM_* environment variables.
 
 Paths, the warehouse target and credentials are decided here and nowhere else; dbt, Dagster, MLflow and
-BentoML receive what they need from `Settings` (see `Settings.dbt_env`).
+BentoML receive what they need from `Settings` (see `Settings.dbt_env` and `Settings.as_env`). It lives
+outside both the Dagster code location (`orchestration`) and the inference service (`serving`) so that
+each depends on it, and neither on the other.
 """
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +27,21 @@ K8S_EXECUTOR_CONFIG = REPO_ROOT / "infra" / "k8s" / "executor.yaml"
 class Target(StrEnum):
     DUCKDB = "duckdb"
     POSTGRES = "postgres"
+
+
+class ServingSettings(BaseSettings):
+    """How the inference service runs (OPTIMUM_SERVING_*): read once, before BentoML starts its workers."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_SERVING_", extra="ignore")
+
+    refresh_seconds: float = Field(
+        60.0, ge=0, description="How often the service checks for a newly promoted champion; 0: never."
+    )
+    workers: int = Field(1, ge=1, description="Worker processes of the service.")
+    access_log: bool = Field(False, description="Log every request (costs about as much CPU as answering it).")
+    tracing: bool = Field(False, description="OpenTelemetry spans on the API routes.")
+    max_body_bytes: int = Field(64 * 1024, ge=1, description="Larger request bodies are refused with 413.")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
 
 
 class Settings(BaseSettings):
@@ -50,6 +68,7 @@ class Settings(BaseSettings):
         "default",
         description="k8s: every step is a Kubernetes Job (infra/k8s/executor.yaml); default: see definitions.",
     )
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
 
     # Backups (orchestration/backup.py): where they go, how long they stay, and the production state that
     # lives outside the state folder and the warehouse (the MLflow server's database and artifact folder).
@@ -57,14 +76,15 @@ class Settings(BaseSettings):
     backup_cron: str = Field("0 3 * * *", description="When the nightly_backup schedule runs (cron, UTC).")
     backup_retention_days: int = Field(14, ge=0, description="Backups older than this before the newest are deleted.")
     mlflow_backend_dsn: str = Field("", description="PostgreSQL DSN of the MLflow server's backend store, to back up.")
-    mlflow_artifacts_destination: Path | None = Field(
-        None, description="The MLflow server's --artifacts-destination folder, to back up."
+    # A string, empty for none, like the DSN above: `as_env` must round-trip it through the environment.
+    mlflow_artifacts_destination: str = Field(
+        "", description="The MLflow server's --artifacts-destination, to back up."
     )
 
-    @field_validator("home", "landing_dir", "expectations_dir", "backup_dir", "mlflow_artifacts_destination")
+    @field_validator("home", "landing_dir", "expectations_dir", "backup_dir")
     @classmethod
-    def _absolute(cls, path: Path | None) -> Path | None:
-        return None if path is None else path.expanduser().resolve()
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
 
     @property
     def dagster_home(self) -> Path:
@@ -120,6 +140,21 @@ class Settings(BaseSettings):
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""
+        return _as_env(self, "OPTIMUM_")
+
     def ensure_dirs(self) -> None:
         for path in (self.home, self.dagster_home, self.mlflow_dir, self.bentoml_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _as_env(settings: BaseSettings, prefix: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        nested = getattr(settings, name)
+        if isinstance(nested, BaseSettings):
+            env |= _as_env(nested, nested.model_config["env_prefix"])
+        else:
+            env[f"{prefix}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env

@@ -1,0 +1,1 @@
+"""Code shared by the Dagster code location (`orchestration`) and the inference service (`serving`)."""
