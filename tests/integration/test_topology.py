@@ -273,7 +273,7 @@ def test_production_topology_runs_end_to_end(tmp_path, small_demo, databases):
         )
         processes += [mlflow, code]
         mlflow_url = f"http://127.0.0.1:{ports['mlflow']}"
-        wait_for("the MLflow server", http_ok(f"{mlflow_url}/health"), processes, 180)
+        wait_for("the MLflow server", http_ok(f"{mlflow_url}/health"), processes, 420)
         healthcheck = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(ports["user_code"])]
         wait_for(
             "the code server",
