@@ -6,6 +6,10 @@ process against a persistent state folder, in the job's order, so the kernel's a
 step's alone. A first process that only imports and builds the definitions gives the fixed overhead every
 step pays. The nightly backup runs last, on the full state.
 
+This parent process stays small on purpose (it imports neither Dagster nor the platform, and generates the
+data in a child): the kernel carries a parent's resident size over fork+exec into the child's peak, so
+a big parent would inflate every step's number.
+
 Usage: .venv/bin/python bench/asset_resources.py --scale large [--data DIR] [--home DIR] [--target duckdb]
 """
 
@@ -90,19 +94,27 @@ def main() -> None:
     parser.add_argument("--landing", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "generate":
+        from orchestration.demo.generate import generate_demo_data
+
+        generate_demo_data(args.data, scale=args.scale, seed=42)
+        return None
+    if args.child == "steps":
+        print(json.dumps(steps(args.home, args.landing)))
+        return None
     if args.child:
         job_name, keys = json.loads(args.child)
         return run_step(args.home, args.landing, job_name, keys)
 
     home = args.home or Path(tempfile.mkdtemp(prefix="optimum-sizing-")) / "state"
     data = args.data or home.parent / "data"
+    child = [sys.executable, __file__, "--scale", args.scale, "--data", str(data), "--home", str(home)]
     if not (data / "landing").exists():
-        from orchestration.demo.generate import generate_demo_data
-
-        generate_demo_data(data, scale=args.scale, seed=42)
+        subprocess.run([*child, "--child", "generate"], check=True)
     landing = data / "landing"
+    listing = subprocess.run([*child, "--landing", str(landing), "--child", "steps"], check=True, capture_output=True)
     rows = [("-", BASELINE, [], measure(home, landing, "refresh_everything", []))]
-    for job_name, op, keys in steps(home, landing):
+    for job_name, op, keys in json.loads(listing.stdout.decode().strip().splitlines()[-1]):
         rows.append((job_name, op, keys, measure(home, landing, job_name, keys)))
         print(f"{op}: {rows[-1][3]}", file=sys.stderr, flush=True)
     print(f"\n{args.scale} scale, state in {home}\n")
