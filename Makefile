@@ -3,7 +3,12 @@ VENV := .venv
 UV_VERSION := 0.13.9
 export MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK := true
 
-.PHONY: install demo test up serve mlflow-ui lint
+# Ports of the three UIs, e.g. `make ui DAGSTER_PORT=3100 MLFLOW_PORT=5100 SERVE_PORT=3101`.
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+SERVE_PORT ?= 3001
+
+.PHONY: install demo test up serve mlflow-ui ui lint
 
 # The venv is rebuilt from the lock whenever pyproject.toml or uv.lock change.
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -15,7 +20,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/optimum demo --out data --scale demo
+	$(VENV)/bin/optimum demo --scale demo --serve-port $(SERVE_PORT)
 
 # CI gates: lint, format and security lint (ruff, S rules) first; then the suite with coverage of
 # orchestration/, ml/ and serving/ (subprocesses included), failing under 80% (pyproject.toml).
@@ -23,13 +28,17 @@ test: install lint
 	$(VENV)/bin/pytest --cov --cov-report=term
 
 up: install
-	$(VENV)/bin/optimum up
+	$(VENV)/bin/optimum up --port $(DAGSTER_PORT)
 
 serve: install
-	$(VENV)/bin/optimum serve
+	$(VENV)/bin/optimum serve --port $(SERVE_PORT)
 
 mlflow-ui: install
-	$(VENV)/bin/optimum mlflow-ui
+	$(VENV)/bin/optimum mlflow-ui --port $(MLFLOW_PORT)
+
+# All three at once; Ctrl-C stops them all.
+ui: install
+	$(VENV)/bin/optimum ui --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT) --serve-port $(SERVE_PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .

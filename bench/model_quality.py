@@ -1,75 +1,118 @@
-"""Offline model quality on a materialized warehouse: every recommender candidate on the same temporal split
-(NDCG@10, Recall@20, HR@10, coverage) and every forecaster in the rolling-origin backtest (MASE, WAPE, ...).
+"""Offline model quality per data profile: every recommender candidate and forecaster, and the served choice.
 
-Usage (after `make demo`, or any `optimum run`):
-  OPTIMUM_HOME=.optimum .venv/bin/python bench/model_quality.py [--freq W --horizon 8 --prophet-top-n 20]
+For each export-shaped profile (orchestration/demo/profiles.py, demo scale) the landing files go through the
+real ingest and dbt build into a fresh embedded warehouse, then the recommender and the forecaster train as
+the pipeline trains them. The demo world is read from an already materialized warehouse (OPTIMUM_HOME).
+
+Recommender: test NDCG@10 of each candidate (choice and recency made on validation inside the training part),
+the served choice, the stronger popularity and EASE. Forecaster: MASE on the held-out last origin of every
+model, the served choice, seasonal naive and a 4-period mean, with the coverage of the conformal 80% band.
+
+Usage:
+  .venv/bin/python bench/model_quality.py [--profiles long_history monthly_export ...] [--demo-home .optimum]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pandas as pd
 
-from ml.forecast.backtest import Backtest, demand_classes, select_models
+from ml.forecast import MovingAverage, rolling_origin_backtest
 from ml.training import train_forecaster, train_recommender
 from optimum.settings import Settings
+from orchestration.demo.profiles import PROFILES, generate_profile
 from orchestration.warehouse import Warehouse
 
-
-def held_out_choice(backtest: Backtest, history: pd.DataFrame) -> pd.Series:
-    """Mean MASE on the last origin of every model, and of the choice made on the earlier origins alone: per
-    demand class (what the pipeline does) and per series (the argmin of each series, for comparison).
-
-    The pipeline's own number picks and scores on the same origins, so it flatters the choice; this one
-    scores it on a window the choice never saw (demand classes from the periods before that window too)."""
-    errors = backtest.errors
-    last = errors["origin"].max()
-    earlier = Backtest(predictions=backtest.predictions.iloc[:0], errors=errors[errors["origin"] < last])
-    held_out = errors[errors["origin"] == last]
-    classes = demand_classes(history[history["period_start"] < last])
-    per_series = pd.Series(earlier.errors["product_id"].unique(), index=earlier.errors["product_id"].unique())
-    scores = {}
-    for label, grouping in (("choice per demand class", classes), ("choice per series", per_series)):
-        choice = select_models(earlier, grouping)[["product_id", "model_name"]]
-        chosen = choice.rename(columns={"model_name": "model"}).merge(held_out, on=["product_id", "model"])
-        scores[label] = chosen["mase"].mean()
-    compared = held_out[held_out["product_id"].isin(earlier.errors["product_id"])]  # the series both choices cover
-    return pd.concat([compared.groupby("model", sort=False)["mase"].mean(), pd.Series(scores)])
+# The forecast grain and horizon a customer with that export would set (OPTIMUM_FORECAST_FREQ / _HORIZON).
+FORECAST_SETUP = {
+    "demo": ("W", 8),
+    "long_history": ("W", 8),
+    "monthly_export": ("M", 12),
+    "weekly_short": ("W", 8),
+    "intermittent": ("W", 8),
+}
+REPO = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--freq", default="W")
-    parser.add_argument("--horizon", type=int, default=8)
-    parser.add_argument("--prophet-top-n", type=int, default=20)
-    args = parser.parse_args()
-    warehouse = Warehouse.from_settings(Settings())
-    pd.set_option("display.width", 160)
+class FourPeriodMean(MovingAverage):
+    """The 4-week mean a planner would use as the naive alternative (4 periods at any grain)."""
+
+    name = "mean_4"
+
+
+def build_warehouse(profile: str, root: Path) -> Settings:
+    """Generate the profile and run the real ingest and dbt build on it (a subprocess, its own state)."""
+    data = generate_profile(root / profile, profile, scale="demo")
+    home = root / f"{profile}_home"
+    env = os.environ | {"OPTIMUM_HOME": str(home), "OPTIMUM_LANDING_DIR": str(data.landing_dir)}
+    command = [sys.executable, "-m", "orchestration.cli", "run", "--job", "ingest_and_warehouse"]
+    subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    return Settings(home=home, landing_dir=data.landing_dir)
+
+
+def report(name: str, settings: Settings, prophet_top_n: int) -> None:
+    warehouse = Warehouse.from_settings(settings)
+    freq, horizon = FORECAST_SETUP[name]
+    print(f"\n## {name}")
 
     started = time.perf_counter()
     events = warehouse.query("SELECT * FROM marts.fct_interactions")
-    scores = warehouse.query("SELECT user_id, product_id, score FROM marts.user_item_scores")
-    recommender = train_recommender(events, scores)
-    columns = ["ndcg@10", "recall@20", "hr@10", "coverage@10", "fit_seconds"]
-    print(f"recommenders ({len(events):,} events; chosen: {recommender.key}; {time.perf_counter() - started:.1f} s)")
-    print(recommender.candidates[columns].round(4).to_string())
+    recommender = train_recommender(events)
+    table = recommender.candidates.drop(columns="params")
+    print(
+        f"\nrecommender: {len(events):,} events, {events['user_id'].nunique():,} users, "
+        f"{events['product_id'].nunique():,} items; served {recommender.key} ({recommender.recency.label}); "
+        f"baseline {recommender.baseline}; {time.perf_counter() - started:.0f} s"
+    )
+    print(table[["model", "recency", "validation_ndcg@10", "ndcg@10", "recall@20", "hr@10", "coverage@10"]].round(4))
+    served, baseline = table.loc[recommender.key, "ndcg@10"], table.loc[recommender.baseline, "ndcg@10"]
+    ease = table.loc["ease", "ndcg@10"] if "ease" in table.index else float("nan")
+    print(f"| {name} | {recommender.key} | {served:.4f} | {baseline:.4f} ({recommender.baseline}) | {ease:.4f} |")
+    print("counts:", recommender.counts)
 
     started = time.perf_counter()
     daily = warehouse.query("SELECT * FROM marts.fct_sales_daily")
     products = warehouse.query("SELECT * FROM marts.dim_products")
-    forecaster = train_forecaster(daily, products, args.freq, args.horizon, args.prophet_top_n)
+    forecaster = train_forecaster(daily, products, freq, horizon, prophet_top_n)
+    result = forecaster.result
+    seconds = time.perf_counter() - started
+    rich = result.history[~result.history["product_id"].isin(result.selection.query("thin_history")["product_id"])]
+    mean_4 = rolling_origin_backtest(rich, [FourPeriodMean(freq, window=4)], 3, horizon, freq).errors
+    mean_4_mase = mean_4[mean_4["origin"] == mean_4["origin"].max()]["mase"].mean()
+    held_out = result.held_out.set_index("model")
     print(
-        f"\nforecasters ({daily['product_id'].nunique()} series, {args.freq}, horizon {args.horizon}; "
-        f"{time.perf_counter() - started:.1f} s)"
+        f"\nforecaster: {daily['product_id'].nunique()} series, {freq}, horizon {horizon}; "
+        f"calendar {result.calendar.rule} ({result.calendar.first_period.date()} .. "
+        f"{result.calendar.last_period.date()}; dropped: {'; '.join(result.calendar.dropped) or 'none'}); "
+        f"{int(result.selection['short_history'].sum())} short-history series; {seconds:.0f} s"
     )
-    print(forecaster.result.metrics.round(4).to_string(index=False))
-    chosen = forecaster.result.selection.query("not thin_history")
-    print(chosen.groupby("demand_class")["model_name"].agg(["first", "size"]).to_string())
-    print(f"choice per demand class, mean MASE over backtested series: {forecaster.evaluation.value:.4f}")
-    print("\nlast origin only (choice made on the earlier origins), mean MASE:")
-    print(held_out_choice(forecaster.result.backtest, forecaster.result.history).round(4).to_string())
+    print(held_out.round(4).to_string())
+    print(result.selection.groupby("demand_class")["model_name"].agg(["first", "size"]).to_string())
+    print(
+        f"| {name} | {held_out.loc['chosen', 'mase']:.3f} | {held_out.loc['seasonal_naive', 'mase']:.3f} | "
+        f"{mean_4_mase:.3f} | {held_out.loc['chosen', 'coverage']:.3f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=PROFILES)
+    parser.add_argument("--demo-home", help="OPTIMUM_HOME of a materialized demo warehouse (omit to skip demo)")
+    parser.add_argument("--prophet-top-n", type=int, default=20)
+    args = parser.parse_args()
+    pd.set_option("display.width", 200)
+    if args.demo_home:
+        report("demo", Settings(home=Path(args.demo_home)), args.prophet_top_n)
+    with tempfile.TemporaryDirectory(prefix="optimum-profiles-") as root:
+        for profile in args.profiles:
+            report(profile, build_warehouse(profile, Path(root)), args.prophet_top_n)
 
 
 if __name__ == "__main__":

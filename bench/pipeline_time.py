@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,21 +25,25 @@ def run_once(scale: str, target: str, pg_dsn: str | None) -> dict[str, float | s
         if pg_dsn:
             env["OPTIMUM_PG_DSN"] = pg_dsn
         started = time.perf_counter()
-        result = subprocess.run(
-            [OPTIMUM, "demo", "--out", f"{tmp}/data", "--scale", scale], env=env, capture_output=True, text=True
-        )
+        command = [OPTIMUM, "demo", "--out", f"{tmp}/data", "--scale", scale, "--serve-port", str(free_port())]
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"optimum demo failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    materialize = re.search(r"refresh_everything: succeeded in ([\d.]+) s", result.stdout)
-    generate = re.search(r"generated \w+ demo data in .* \(([\d.]+) s\)", result.stdout)
-    rows = re.search(r"result: (.*)", result.stdout)
+    materialize = re.search(r"refresh_everything succeeded in ([\d.]+) s", result.stdout)
+    generate = re.search(r"\[\s*([\d.]+) s\] generate: (.*) in ", result.stdout)
     return {
         "wall_s": round(wall, 1),
         "generate_s": float(generate.group(1)) if generate else float("nan"),
         "materialize_s": float(materialize.group(1)) if materialize else float("nan"),
-        "data": rows.group(1) if rows else "",
+        "data": generate.group(2) if generate else "",
     }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def main() -> None:

@@ -63,7 +63,8 @@ def main() -> None:
         for score, model in validation:
             print(f"validation {METRIC} {score:.4f}  {family} {_label(model)}")
         _, best = max(validation, key=lambda pair: pair[0])
-        candidate = default_recommender_candidates()[family]
+        platform = default_recommender_candidates()[family]
+        candidate = platform if isinstance(platform, Recommender) else platform[0]  # a grid: its first entry
         rows.append(scored(f"{family} best on validation {_label(best)}", best))
         rows.append(scored(f"{family} platform candidate {_label(candidate)}", candidate))
     rows.append(scored("popularity", PopularityRecommender()))

@@ -44,13 +44,33 @@ class ServingSettings(BaseSettings):
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
 
 
+class LandingSettings(BaseSettings):
+    """What a delivery may contain before its rows are quarantined (OPTIMUM_LANDING_*); dates are judged
+    against the data's own dates, never the wall clock."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIMUM_LANDING_", extra="ignore")
+
+    date_years_before: int = Field(
+        25, ge=0, description="Dates more than this many years before the data's dates are out_of_range_date."
+    )
+    date_days_after: int = Field(
+        366, ge=0, description="Dates more than this many days after the data's dates are out_of_range_date."
+    )
+    quarantine_warn_rate: float = Field(
+        0.05, ge=0, le=1, description="The quarantine_rate check warns when a delivery quarantines more."
+    )
+
+
 class Settings(BaseSettings):
     """Where state lives and which warehouse the platform writes to."""
 
     model_config = SettingsConfigDict(env_prefix="OPTIMUM_", extra="ignore")
 
-    home: Path = Field(Path(".optimum"), description="State folder: Dagster home, DuckDB file, MLflow store.")
-    landing_dir: Path = Field(Path("data/landing"), description="Landing zone: products/, sales/, interactions/.")
+    # Defaults sit in the repository, so every command finds the same state whatever the working directory.
+    home: Path = Field(REPO_ROOT / ".optimum", description="State folder: Dagster home, DuckDB file, MLflow store.")
+    landing_dir: Path = Field(
+        REPO_ROOT / "data" / "landing", description="Landing zone: products/, sales/, interactions/."
+    )
     target: Target = Field(Target.DUCKDB, description="Warehouse: embedded DuckDB or PostgreSQL.")
     pg_dsn: str = Field(
         "postgresql://postgres@127.0.0.1:5432/optimum", description="Warehouse DSN when target is postgres."
@@ -60,15 +80,25 @@ class Settings(BaseSettings):
     scrape_requests_per_second: float = Field(10.0, gt=0, description="Per-host rate limit of the scraper.")
     expectations_dir: Path = Field(EXPECTATIONS_DIR, description="Great Expectations suites (JSON).")
     mlflow_tracking_uri: str = Field("", description="MLflow server; empty: a SQLite store under home/mlflow.")
+    mlflow_ui_url: str = Field(
+        "http://127.0.0.1:5000",
+        description="The MLflow UI asset metadata links runs to (`make mlflow-ui`); a tracking server is its own.",
+    )
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
     forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
+    forecast_calendar: Literal["auto", "aggregated", "order_lines"] = Field(
+        "auto",
+        description="Sales dates: auto-detect, an aggregated export (keep its last period) or order lines "
+        "(drop a partial trailing period).",
+    )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
     executor: Literal["default", "k8s"] = Field(
         "default",
         description="k8s: every step is a Kubernetes Job (infra/k8s/executor.yaml); default: see definitions.",
     )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
+    landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
 
     # Backups (orchestration/backup.py): where they go, how long they stay, and the production state that
     # lives outside the state folder and the warehouse (the MLflow server's database and artifact folder).

@@ -44,7 +44,8 @@ def dbt_environment(settings: Settings) -> Iterator[None]:
     dagster-dbt hands os.environ to the dbt subprocess; scoping the change keeps two settings objects
     (say a DuckDB and a Postgres graph in one test session) from leaking into each other.
     """
-    values = settings.dbt_env()
+    # dbt colours its output only for a terminal (the Dagster compute logs and the CLI's summary are not one).
+    values = settings.dbt_env() | {"DBT_USE_COLORS": "true" if sys.stdout.isatty() else "false"}
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:

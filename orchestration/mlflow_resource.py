@@ -17,6 +17,7 @@ os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # models ar
 class MlflowTracking:
     def __init__(self, settings: Settings):
         self.tracking_uri = settings.tracking_uri
+        self.ui_url = self.tracking_uri if self.tracking_uri.startswith("http") else settings.mlflow_ui_url
         # A local store keeps artifacts under OPTIMUM_HOME; a server decides for itself.
         self.artifact_root = settings.mlflow_artifacts_dir if not settings.mlflow_tracking_uri else None
 
@@ -40,8 +41,6 @@ class MlflowTracking:
             yield run
 
     def run_link(self, run: mlflow.ActiveRun) -> str:
-        """Where to see the run: the server's page, or the run id in the local store."""
+        """The run's page in the MLflow UI: the tracking server's, or the one `make mlflow-ui` starts."""
         info = run.info
-        if self.tracking_uri.startswith("http"):
-            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{info.run_id}"
-        return f"run {info.run_id} in {self.tracking_uri} (open with `make mlflow-ui`)"
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{info.run_id}"

@@ -7,6 +7,9 @@ DataFrame to a table inside a transaction. Everything else is dbt's job.
 from __future__ import annotations
 
 import io
+import time
+import uuid
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +40,28 @@ class Connection(ABC):
         frame = self.query(sql, params)
         return None if frame.empty else frame.iat[0, 0]
 
+    @abstractmethod
+    def lock(self, name: str) -> None:
+        """Hold an exclusive lock called `name` until this transaction ends (writers of one thing queue up)."""
+
+    def temp_table(self, name: str, frame: pd.DataFrame) -> str:
+        """A temporary table holding the frame (all columns text), to join against; dropped with the connection."""
+        columns = ", ".join(f'"{c}" VARCHAR' for c in frame.columns)
+        self.execute(f"DROP TABLE IF EXISTS {name}")
+        self.execute(f"CREATE TEMPORARY TABLE {name} ({columns})")
+        self.append(name, frame.astype("str"))
+        return name
+
 
 class _DuckDBConnection(Connection):
+    """DuckDB admits one writing process per file and the warehouse holds it for the whole transaction,
+    so `lock` has nothing left to do."""
+
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self._con = con
+
+    def lock(self, name):
+        pass
 
     def execute(self, sql, params=()):
         self._con.execute(sql, list(params))
@@ -63,6 +84,9 @@ class _PostgresConnection(Connection):
     def __init__(self, con):
         self._con = con
 
+    def lock(self, name):
+        self.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(f"optimum.{name}".encode()),))
+
     def execute(self, sql, params=()):
         with self._con.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params)
@@ -75,15 +99,20 @@ class _PostgresConnection(Connection):
         return pd.DataFrame.from_records(rows, columns=columns)
 
     def append(self, table, frame):
-        """COPY is an order of magnitude faster than INSERT for the million-row landing files."""
+        """COPY is an order of magnitude faster than INSERT for the million-row landing files.
+
+        NULL is written as a random token no value can equal, so `\\N`, `NULL` and empty strings arrive as
+        the text they are, exactly as on DuckDB.
+        """
         if frame.empty:
             return
+        null = f"NULL-{uuid.uuid4().hex[:20]}"  # pandas cuts float na_rep to 32 characters
         buffer = io.StringIO()
-        frame.to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
+        frame.to_csv(buffer, index=False, header=False, na_rep=null, date_format="%Y-%m-%d %H:%M:%S.%f")
         buffer.seek(0)
         columns = ", ".join(f'"{c}"' for c in frame.columns)
         with self._con.cursor() as cur:
-            cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+            cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{null}')", buffer)
 
 
 def _sql_type(dtype) -> str:
@@ -138,17 +167,38 @@ class Warehouse(ABC):
         with self.transaction() as conn:
             return int(conn.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608 -- callers pass table names from code, never user input
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> the warehouse's type name, in table order."""
+        schema, name = table.split(".")
+        columns = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (schema, name),
+        )
+        return dict(zip(columns["column_name"], columns["data_type"], strict=True))
+
 
 class DuckDBWarehouse(Warehouse):
     target = Target.DUCKDB
+    LOCK_WAIT_S = 120.0  # another process (an overlapping run, dbt) holds the file: wait this long for it
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.LOCK_WAIT_S
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     @contextmanager
     def transaction(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path))
+        con = self._connect()
         try:
             con.execute("BEGIN TRANSACTION")
             yield _DuckDBConnection(con)

@@ -19,20 +19,26 @@ Count = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT, description=f"Item
 
 
 class _Request(BaseModel):
+    """Each request names itself in plain words (`title`): validation errors read "1 validation error for
+    recommend request", never a Python class name."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class RecommendRequest(_Request):
+    model_config = ConfigDict(title="recommend request")
     user_id: Id = Field(description="Customer id; one the model never saw gets popular items (cold_start).")
     count: Count = 10
 
 
 class SimilarItemsRequest(_Request):
+    model_config = ConfigDict(title="similar_items request")
     product_id: Id = Field(description="Product the similar items are for.")
     count: Count = 10
 
 
 class ForecastRequest(_Request):
+    model_config = ConfigDict(title="forecast request")
     product_id: Id
     horizon: Annotated[int, Field(strict=True, ge=1)] = Field(
         description="Periods to forecast, 1 to the champion's horizon (answered in `periods`)."
@@ -40,6 +46,7 @@ class ForecastRequest(_Request):
 
 
 class InsightsRequest(_Request):
+    model_config = ConfigDict(title="insights request")
     product_id: Id | None = Field(None, description="One product's alerts; omitted or null: every product's.")
 
 

@@ -35,6 +35,7 @@ from optimum.settings import ServingSettings, Settings
 from serving.engine import HorizonTooLarge, ServingState
 from serving.middleware import JsonApiMiddleware, quiet_validation_errors
 from serving.models import CHAMPION_ALIAS, load_champions
+from serving.openapi import OpenApiMiddleware
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -192,4 +193,7 @@ class RecommenderService:
 
 assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)  # noqa: S101 -- import-time invariant: every API has its JSON route
 RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES, max_body=SETTINGS.serving.max_body_bytes)
+RecommenderService.add_asgi_middleware(
+    OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
+)
 quiet_validation_errors()

@@ -1,11 +1,11 @@
 {{ config(meta={'dagster': {'ref': {'name': 'fct_sales_daily'}}}) }}
 -- Zero-fill contract of fct_sales_daily: every product that ever sold has exactly one row per day
--- from its first sale up to the latest order_date in the data, no more, no less.
+-- from its first sale (over every version of its lines) up to the latest order_date in the data.
 with expected as (
 
     select
         product_id,
-        min(order_date) as first_sale_date,
+        min(earliest_order_date) as first_sale_date,
         (select max(order_date) from {{ ref('stg_sales') }}) as last_date
     from {{ ref('stg_sales') }}
     group by product_id

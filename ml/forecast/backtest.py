@@ -150,6 +150,14 @@ def model_metrics(backtest: Backtest) -> pd.DataFrame:
     return table.rename_axis("model").reset_index()
 
 
+def short_products(series: pd.DataFrame, freq: Freq, min_seasons: int = 2) -> pd.Index:
+    """Products with fewer than `min_seasons` seasons of periods: no model may fit them a seasonal component
+    (they cannot tell a season from the level), so seasonal naive does not compete for them and the
+    statistical models fit them non-seasonally."""
+    counts = series.groupby("product_id").size()
+    return counts.index[counts < min_seasons * SEASON_LENGTH[freq]]
+
+
 def thin_products(series: pd.DataFrame, horizon: int, n_origins: int) -> pd.Index:
     """Products with too little history to backtest on every origin and still train on a horizon's worth:
     fewer than max(2, n_origins + 1) * horizon periods."""
@@ -175,9 +183,21 @@ def demand_classes(series: pd.DataFrame) -> pd.Series:
     return pd.Series(labels, index=periods.index, name="demand_class")
 
 
-def select_models(backtest: Backtest, classes: pd.Series | None = None, thin: Sequence[str] = ()) -> pd.DataFrame:
+SEASONAL_COPY = (SeasonalNaive.name,)  # models that copy a season whatever the history: not for short series
+
+
+def select_models(
+    backtest: Backtest,
+    classes: pd.Series | None = None,
+    thin: Sequence[str] = (),
+    short: Sequence[str] = (),
+) -> pd.DataFrame:
     """One model per demand class (`classes`: product_id -> class; None: one class for all): the one with the
     lowest mean MASE over the class's products, each product's MASE first averaged over its origins.
+
+    `short` products (short_products: under two seasons) form their own classes ("<class>, short history")
+    where SEASONAL_COPY models do not compete: the fallback for a seasonal model they cannot fit is the
+    best non-seasonal one, flagged short_history.
 
     Why per class and not per series: two or three 8-period windows per series make a per-series argmin
     mostly noise (on the demo data it scored worse on a held-out origin than moving average for every
@@ -185,12 +205,15 @@ def select_models(backtest: Backtest, classes: pd.Series | None = None, thin: Se
     Only models scored on every product of the class compete (Prophet fits the top sellers only; it still
     reaches them through the ensemble). `thin` products get MovingAverage and thin_history = True.
     Columns: product_id, demand_class, model_name, mase and mae (that product's, for the chosen model),
-    thin_history.
+    thin_history, short_history.
     """
     e = backtest.errors
     if classes is None:
         classes = pd.Series("all", index=e["product_id"].unique())
+    is_short = e["product_id"].isin(list(short))
     e = e.assign(demand_class=e["product_id"].map(classes).fillna("unclassified"))
+    e.loc[is_short, "demand_class"] = e.loc[is_short, "demand_class"] + ", short history"
+    e = e[~(is_short & e["model"].isin(SEASONAL_COPY))]
     order = {name: rank for rank, name in enumerate(e["model"].unique())}
     keys = ["demand_class", "product_id", "model"]
     per = e.groupby(keys, sort=False).agg(mase=("mase", "mean"), mae=("mae", "mean"), windows=("origin", "size"))
@@ -216,6 +239,6 @@ def select_models(backtest: Backtest, classes: pd.Series | None = None, thin: Se
             "mae": np.nan,
         }
     )
-    return pd.concat(
-        [chosen.assign(thin_history=False), fallback.assign(thin_history=True)], ignore_index=True
-    ).sort_values("product_id", ignore_index=True)
+    out = pd.concat([chosen.assign(thin_history=False), fallback.assign(thin_history=True)], ignore_index=True)
+    out["short_history"] = out["product_id"].isin(list(short)) | out["thin_history"]
+    return out.sort_values("product_id", ignore_index=True)

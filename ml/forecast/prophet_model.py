@@ -11,6 +11,7 @@ import pandas as pd
 
 from ml.forecast.models import LOWER_Q, PREDICTION_COLUMNS, UPPER_Q, Forecaster
 from ml.forecast.series import Freq
+from ml.forecast.statistical import MIN_SEASONS
 
 # Fourier order of the yearly cycle: Prophet's default 10 (20 terms) interpolates two dozen monthly points
 # exactly, leaving a zero-width interval and a wild forecast; 3 keeps a smooth annual shape.
@@ -38,7 +39,7 @@ def _quiet() -> Iterator[None]:
 
 
 class ProphetForecaster(Forecaster):
-    """Per-series Prophet with yearly seasonality (given a year of history) and weekly for daily data.
+    """Per-series Prophet with yearly seasonality (given two years of history) and weekly for daily data.
 
     top_n limits it to the series with the largest total quantity in the fitted history (0.1-0.2 s to fit
     and 0.05 s to predict one series, so thousands of series x backtest origins add up); the others get
@@ -62,7 +63,8 @@ class ProphetForecaster(Forecaster):
             self._models = {}
             for product_id, frame in series.groupby("product_id", sort=True):
                 ds = frame["period_start"]
-                has_year = ds.max() - ds.min() >= pd.Timedelta(days=365)
+                # Two years before a yearly cycle: one year cannot tell the season from the level (short history).
+                has_year = ds.max() - ds.min() >= pd.Timedelta(days=MIN_SEASONS * 365)
                 model = Prophet(
                     yearly_seasonality=YEARLY_ORDER[self.freq] if has_year else False,
                     weekly_seasonality=self.freq == "D",

@@ -6,12 +6,17 @@ data decides where history ends and where the forecast horizon starts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 Freq = Literal["D", "W", "M"]
+# How to read the sales dates: "auto" decides from the data; "aggregated" trusts every period to be complete
+# (an export with one row per product and period); "order_lines" drops partial leading/trailing periods.
+CalendarRule = Literal["auto", "aggregated", "order_lines"]
+CALENDAR_RULES: tuple[str, ...] = ("auto", "aggregated", "order_lines")
 
 # pandas frequency of consecutive period starts: days, weeks starting Monday, month starts.
 PERIOD_FREQ = {"D": "D", "W": "W-MON", "M": "MS"}
@@ -59,19 +64,108 @@ def complete_period_bounds(first_date: pd.Timestamp, last_date: pd.Timestamp, fr
     return first_start, last_start
 
 
-def aggregate_sales(daily: pd.DataFrame, freq: Freq = "W") -> pd.DataFrame:
+@dataclass(frozen=True)
+class CalendarDecision:
+    """Which periods the history spans and why: shown in the forecaster's metadata, used by every step.
+
+    rule: "aggregated" (every period kept) or "order_lines" (partial leading/trailing periods dropped);
+    forced: the rule came from the caller, not from the data; dropped: one line per period left out, with
+    the reason; note: a warning about the data's own grain (e.g. monthly stamps forecast weekly), or "".
+    """
+
+    rule: str
+    reason: str
+    forced: bool
+    first_period: pd.Timestamp
+    last_period: pd.Timestamp
+    dropped: tuple[str, ...]
+    note: str = ""
+
+    def as_metadata(self) -> dict[str, str]:
+        return {
+            "calendar_rule": self.rule + (" (forced)" if self.forced else " (detected)"),
+            "calendar_reason": self.reason,
+            "first_period": str(self.first_period.date()),
+            "last_period": str(self.last_period.date()),
+            "dropped_periods": "; ".join(self.dropped) or "none",
+            **({"calendar_note": self.note} if self.note else {}),
+        }
+
+
+def _stamped_on_period_starts(dates: pd.Series, freq: Freq) -> bool:
+    return bool((period_start(dates, freq) == pd.to_datetime(dates).dt.normalize()).all())
+
+
+def decide_calendar(daily: pd.DataFrame, freq: Freq = "W", rule: CalendarRule = "auto") -> CalendarDecision:
+    """First and last period of the history, keeping or dropping the edge periods by `rule`.
+
+    "auto" reads the input as already aggregated when every date with a sale is a period start (Monday,
+    the 1st, or any day for "D"), on at least two dates: an export with one row per product and period
+    (the mart holds one row per product and day, so one stamp per period means one row per period). Order
+    lines all landing on period starts by chance is (1/7)^dates for weeks, so two dates suffice in practice.
+    Such an export's last period is complete although the data "ends" on its first day; order lines keep
+    today's rule: a period the data only partly covers is dropped (it would look like a demand drop).
+    """
+    check_freq(freq)
+    if rule not in CALENDAR_RULES:
+        raise ValueError(f"calendar rule must be one of {CALENDAR_RULES}, got {rule!r}")
+    dates = pd.to_datetime(daily["sales_date"]).dt.normalize()
+    sold = pd.Series(dates[daily["quantity"].to_numpy(dtype=float) > 0].unique())
+    stamped = len(sold) >= 2 and _stamped_on_period_starts(sold, freq)
+    note = ""
+    if freq != "M" and len(sold) >= 2 and not stamped and _stamped_on_period_starts(sold, "M"):
+        note = (
+            f"every sale is stamped on a month's first day: the data is monthly, and forecasting it by "
+            f"{PERIOD_NAME[freq]} puts each month into one {PERIOD_NAME[freq]}; set OPTIMUM_FORECAST_FREQ=M"
+        )
+    if rule == "auto":
+        rule = "aggregated" if stamped else "order_lines"
+        if stamped:
+            reason = f"every sale date ({len(sold)} distinct) is a {PERIOD_NAME[freq]} start: an aggregated export"
+        else:
+            reason = f"sale dates fall inside {PERIOD_NAME[freq]}s: order lines, partial edge periods dropped"
+        forced = False
+    else:
+        reason, forced = f"forced by the calendar setting ({rule})", True
+    first_date, last_date = dates.min(), dates.max()
+    if rule == "aggregated":
+        first = period_start(pd.Series([first_date]), freq).iloc[0]
+        last = period_start(pd.Series([last_date]), freq).iloc[0]
+        return CalendarDecision(rule, reason, forced, first, last, (), note)
+    first, last = complete_period_bounds(first_date, last_date, freq)
+    dropped = []
+    starts = period_start(pd.Series([first_date, last_date]), freq)
+    quantity = daily["quantity"].to_numpy(dtype=float)
+    for start, edge, end_day in ((starts.iloc[0], "leading", first_date), (starts.iloc[1], "trailing", last_date)):
+        if start < first or start > last:
+            in_period = (period_start(dates, freq) == start).to_numpy()
+            if edge == "leading":
+                covered = (next_periods(start, 1, freq)[0] - first_date).days
+            else:
+                covered = (end_day - start).days + 1
+            length = (next_periods(start, 1, freq)[0] - start).days
+            dropped.append(
+                f"{edge} {PERIOD_NAME[freq]} {start.date()}: the data covers {covered} of its {length} days "
+                f"({quantity[in_period].sum():g} units left out)"
+            )
+    return CalendarDecision(rule, reason, forced, first, last, tuple(dict.fromkeys(dropped)), note)
+
+
+def aggregate_sales(daily: pd.DataFrame, freq: Freq = "W", calendar: CalendarDecision | None = None) -> pd.DataFrame:
     """Sum fct_sales_daily rows to (product_id, period_start, quantity, avg_price) at the given grain.
 
-    Only complete periods are kept: a trailing period the data does not reach the end of is dropped, so
-    the horizon starts right after the last complete period (and likewise a leading period the data
-    starts inside). Each product runs zero-filled from the period of its first sale (at the earliest the
-    first complete period) to that last complete period. avg_price is revenue / quantity, NaN when nothing
-    sold. Products whose only sales fall in the dropped trailing period have no row here yet
+    The periods kept are `calendar`'s (default: decide_calendar(daily, freq)): for order lines only complete
+    periods, so a trailing period the data does not reach the end of is dropped and the horizon starts
+    right after the last complete period (likewise a leading period the data starts inside); for an
+    aggregated export every period. Each product runs zero-filled from the period of its first sale (at
+    the earliest the first period kept) to the last period kept. avg_price is revenue / quantity, NaN when
+    nothing sold. Products whose only sales fall in a dropped trailing period have no row here yet
     (forecast_demand gives them a run rate).
     """
     check_freq(freq)
+    calendar = calendar or decide_calendar(daily, freq)
     dates = pd.to_datetime(daily["sales_date"])
-    first, last = complete_period_bounds(dates.min(), dates.max(), freq)
+    first, last = calendar.first_period, calendar.last_period
     frame = pd.DataFrame(
         {
             "product_id": daily["product_id"].to_numpy(),

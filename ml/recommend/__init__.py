@@ -1,26 +1,38 @@
 """Recommenders fitted on `marts.user_item_scores`, with the offline evaluation that picks one.
 
 Every model implements `Recommender` (fit / recommend / similar_items / score_all) on one shared
-`InteractionMatrix`; `evaluate` and `select_recommender` compare them on a per-user temporal split.
+`InteractionMatrix` built by `scores_from_events` under a `Recency`; `select_recommender` chooses model,
+configuration and recency on a validation split nested inside the training part and reports on the test part.
 """
 
 from ml.recommend.base import Recommender
 from ml.recommend.blend import BlendRecommender
 from ml.recommend.data import InteractionMatrix, UnknownItemError
 from ml.recommend.evaluate import (
+    BASELINES,
+    NestedSplit,
     Selection,
     compare_candidates,
     evaluate,
-    scores_from_events,
     select_recommender,
+    split_counts,
     temporal_split,
 )
-from ml.recommend.factorization import ALSRecommender, SVDRecommender
+from ml.recommend.factorization import ALSRecommender, IALSRecommender, SVDRecommender
 from ml.recommend.neighbors import EASERecommender, ItemKNNRecommender
 from ml.recommend.popularity import PopularityRecommender
+from ml.recommend.recency import ALL_TIME, MART_RECENCY, RECENCY_GRID, RECENT, Recency, scores_from_events
 
 __all__ = [
+    "ALL_TIME",
     "ALSRecommender",
+    "BASELINES",
+    "IALSRecommender",
+    "MART_RECENCY",
+    "NestedSplit",
+    "RECENCY_GRID",
+    "RECENT",
+    "Recency",
     "BlendRecommender",
     "EASERecommender",
     "InteractionMatrix",
@@ -34,5 +46,6 @@ __all__ = [
     "evaluate",
     "scores_from_events",
     "select_recommender",
+    "split_counts",
     "temporal_split",
 ]

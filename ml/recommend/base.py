@@ -41,6 +41,10 @@ class Recommender(ABC):
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
 
+    def clone(self) -> Self:
+        """An unfitted copy with the same constructor arguments (what evaluation refits on another split)."""
+        return type(self)(**self.params)
+
     def fit(self, scores: pd.DataFrame) -> Self:
         """Fit on a frame with user_id, product_id, score (the `marts.user_item_scores` columns)."""
         return self.fit_matrix(InteractionMatrix.from_scores(scores))

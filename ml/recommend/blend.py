@@ -71,6 +71,9 @@ class BlendRecommender(Recommender):
         ]
         return {"normalization": self.normalization, "members": members}
 
+    def clone(self) -> BlendRecommender:
+        return BlendRecommender([model.clone() for model in self.models], self.weights, self.normalization)
+
     def _fit(self, data: InteractionMatrix) -> None:
         for model in self.models:
             if model.data is not data:

@@ -9,7 +9,7 @@ keeps model selection from being tuned to the interaction weights, which are a m
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,11 @@ from scipy import sparse
 from ml.recommend.base import USER_BATCH, Recommender, top_k
 from ml.recommend.blend import BlendRecommender, Normalization
 from ml.recommend.data import InteractionMatrix
+from ml.recommend.popularity import PopularityRecommender
+from ml.recommend.recency import ALL_TIME, MART_RECENCY, RECENCY_GRID, RECENT, Recency, scores_from_events
 
-# The dbt vars `interaction_weights` and `half_life_days` (dbt_project.yml); keep these in step with them.
-DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {"view": 1.0, "like": 2.0, "cart": 3.0, "purchase": 5.0}
-DEFAULT_HALF_LIFE_DAYS = 30.0
+# The two popularity lists a champion must beat, each on its own recency: the stronger one is the baseline.
+BASELINES: dict[str, Recency] = {"popularity_all_time": ALL_TIME, "popularity_recent": RECENT}
 
 
 def temporal_split(events: pd.DataFrame, holdout_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -52,42 +53,6 @@ def temporal_split(events: pd.DataFrame, holdout_fraction: float = 0.2) -> tuple
     is_test = np.zeros(len(events), dtype=bool)
     is_test[keys["position"].to_numpy()] = nth >= size - n_test
     return events.iloc[~is_test], events.iloc[is_test]
-
-
-def scores_from_events(
-    events: pd.DataFrame,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    weights: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
-    """The `marts.user_item_scores` formula in pandas, so offline evaluation sees what production fits on.
-
-    score = sum(weight * 2^(-age_days / half_life_days)) per (user, product), with age counted back from
-    the latest event_at in `events` (never the wall clock): on a train split that is the split's "now".
-    """
-    weights = DEFAULT_INTERACTION_WEIGHTS if weights is None else dict(weights)
-    weight = events["interaction_type"].map(weights)
-    unknown = sorted(events.loc[weight.isna(), "interaction_type"].astype(str).unique())
-    if unknown:
-        raise ValueError(f"no weight for interaction types {unknown}; known: {sorted(weights)}")
-    scored_at = events["event_at"].max()
-    age_days = (scored_at - events["event_at"]).dt.total_seconds() / 86400.0
-    frame = pd.DataFrame(
-        {
-            "user_id": events["user_id"],
-            "product_id": events["product_id"],
-            "score": weight.astype(float) * np.exp2(-age_days / half_life_days),
-            "event_at": events["event_at"],
-            "is_purchase": events["interaction_type"] == "purchase",
-        }
-    )
-    scores = frame.groupby(["user_id", "product_id"], as_index=False, sort=True).agg(
-        score=("score", "sum"),
-        n_events=("score", "size"),
-        last_interaction_at=("event_at", "max"),
-        has_purchased=("is_purchase", "any"),
-    )
-    scores["scored_at"] = scored_at
-    return scores
 
 
 def _relevance(data: InteractionMatrix, test_events: pd.DataFrame) -> sparse.csr_matrix:
@@ -155,21 +120,21 @@ def evaluate(
     }
 
 
-def _split_for_evaluation(
-    events: pd.DataFrame, holdout_fraction: float, half_life_days: float, weights: Mapping[str, float] | None
-) -> tuple[InteractionMatrix, pd.DataFrame]:
-    train_events, test_events = temporal_split(events, holdout_fraction)
-    train = InteractionMatrix.from_scores(scores_from_events(train_events, half_life_days, weights))
-    return train, test_events
-
-
-def _compare(
+def compare_candidates(
     candidates: Mapping[str, Recommender],
-    train: InteractionMatrix,
-    test_events: pd.DataFrame,
-    k_ndcg: int,
-    k_recall: int,
+    events: pd.DataFrame,
+    recency: Recency = MART_RECENCY,
+    holdout_fraction: float = 0.2,
+    weights: Mapping[str, float] | None = None,
+    k_ndcg: int = 10,
+    k_recall: int = 20,
 ) -> pd.DataFrame:
+    """Fit and score every candidate on ONE temporal split of `events` and one recency: a row per candidate.
+
+    Candidates are fitted in place (on the train split); the frame is indexed by the candidates' keys.
+    """
+    train_events, test_events = temporal_split(events, holdout_fraction)
+    train = InteractionMatrix.from_scores(scores_from_events(train_events, recency, weights))
     rows = [
         {
             "candidate": key,
@@ -182,60 +147,158 @@ def _compare(
     return pd.DataFrame(rows).set_index("candidate")
 
 
-def compare_candidates(
-    candidates: Mapping[str, Recommender],
-    events: pd.DataFrame,
-    holdout_fraction: float = 0.2,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    weights: Mapping[str, float] | None = None,
-    k_ndcg: int = 10,
-    k_recall: int = 20,
-) -> pd.DataFrame:
-    """Fit and score every candidate on ONE temporal split of `events`: one metrics row per candidate.
+@dataclass(frozen=True)
+class NestedSplit:
+    """test: each user's last `holdout_fraction` of events; the rest (train) split the same way again into
+    fit and validation. Choices are made on validation, the test part only reports them."""
 
-    Candidates are fitted in place (on the train split); the frame is indexed by the candidates' keys.
+    train_events: pd.DataFrame
+    test_events: pd.DataFrame
+    fit_events: pd.DataFrame
+    validation_events: pd.DataFrame
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, holdout_fraction: float = 0.2) -> NestedSplit:
+        train_events, test_events = temporal_split(events, holdout_fraction)
+        fit_events, validation_events = temporal_split(train_events, holdout_fraction)
+        return cls(train_events, test_events, fit_events, validation_events)
+
+
+class _Matrices:
+    """InteractionMatrix per (events part, recency), built once: every candidate on a recency shares it."""
+
+    def __init__(self, weights: Mapping[str, float] | None) -> None:
+        self._weights = weights
+        self._built: dict[tuple[int, Recency], InteractionMatrix] = {}
+
+    def __call__(self, events: pd.DataFrame, recency: Recency) -> InteractionMatrix:
+        key = (id(events), recency)
+        if key not in self._built:
+            self._built[key] = InteractionMatrix.from_scores(scores_from_events(events, recency, self._weights))
+        return self._built[key]
+
+
+def _ignores_values(model: Recommender) -> bool:
+    """A binary weighting sees only which pairs exist, so every recency gives it the same matrix."""
+    return getattr(model, "weighting", None) == "binary"
+
+
+def split_counts(split: NestedSplit, train: InteractionMatrix) -> dict[str, int]:
+    """What the evaluation had to leave aside, and why, for the metadata.
+
+    Users with one event cannot be split (they stay in train, unevaluated; served by the model like anyone
+    it knows); test events on items train never saw cannot be ranked (cold items: served to nobody until
+    they have interactions); repeats of a train pair are not "new" relevant items; ids only in the test part
+    are users or items the model will meet cold.
     """
-    train, test_events = _split_for_evaluation(events, holdout_fraction, half_life_days, weights)
-    return _compare(candidates, train, test_events, k_ndcg, k_recall)
+    test = split.test_events
+    per_user = pd.concat([split.train_events["user_id"], test["user_id"]]).value_counts()
+    cold_item = ~test["product_id"].astype(str).isin(train.item_index)
+    test_pairs = test["user_id"].astype(str) + "\x1f" + test["product_id"].astype(str)
+    train_pairs = set(split.train_events["user_id"].astype(str) + "\x1f" + split.train_events["product_id"].astype(str))
+    return {
+        "users": int(len(per_user)),
+        "users_with_one_event": int((per_user == 1).sum()),
+        "items_in_train": int(train.n_items),
+        "test_events": int(len(test)),
+        "test_events_on_cold_items": int(cold_item.sum()),
+        "cold_items_in_test": int(test.loc[cold_item, "product_id"].nunique()),
+        "test_events_repeating_a_train_pair": int(test_pairs.isin(train_pairs).sum()),
+        "test_only_users": int((~test["user_id"].astype(str).isin(train.user_index)).sum()),
+    }
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The chosen recommender (fitted on the train split only: refit it on all scores before serving)."""
+    """The chosen recommender, fitted on the training part with its recency (refit on all events to serve).
+
+    metrics: one row per candidate (its best configuration), each baseline and the blend when one was
+    tried: model, params, recency, validation_ndcg@k, then the test metrics of evaluate().
+    grid: every (candidate, configuration, recency) scored on validation. baseline: the stronger popularity
+    on the test part. counts: split_counts.
+    """
 
     key: str
     model: Recommender
-    metrics: pd.DataFrame  # one row per candidate, plus the blend's row when one was tried
+    recency: Recency
+    metrics: pd.DataFrame
+    grid: pd.DataFrame
+    baseline: str
+    counts: dict[str, int]
 
 
 def select_recommender(
-    candidates: Mapping[str, Recommender],
+    candidates: Mapping[str, Recommender | Sequence[Recommender]],
     events: pd.DataFrame,
+    recencies: Sequence[Recency] = RECENCY_GRID,
     blend_weights: tuple[float, float] = (0.7, 0.3),
     blend_normalization: Normalization = "minmax",
     holdout_fraction: float = 0.2,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
     weights: Mapping[str, float] | None = None,
     k_ndcg: int = 10,
     k_recall: int = 20,
 ) -> Selection:
-    """Best candidate by NDCG@k_ndcg, or a blend of the top two when the blend beats both.
+    """Choose model, configuration and recency on validation (NestedSplit), report them on test.
 
-    The blend gives `blend_weights[0]` to the better of the two; it reuses their fitted models, so trying it
-    costs one evaluation and no refit.
+    Per candidate: its first configuration is scored under every recency (one, for binary weightings),
+    then its other configurations (a hyperparameter grid) under the best recency found. The best by
+    validation NDCG@k_ndcg wins, or the blend of the top two (on the winner's recency, `blend_weights[0]`
+    to the winner) when it beats the winner on validation. Every candidate's best and the two popularity
+    baselines (BASELINES) are then refit on the whole training part and scored once on the test part.
     """
-    train, test_events = _split_for_evaluation(events, holdout_fraction, half_life_days, weights)
+    split = NestedSplit.of(events, holdout_fraction)
+    matrices = _Matrices(weights)
     ndcg = f"ndcg@{k_ndcg}"
-    metrics = _compare(candidates, train, test_events, k_ndcg, k_recall).sort_values(
-        ndcg, ascending=False, kind="stable"
+
+    def validate(model: Recommender, recency: Recency) -> float:
+        return evaluate(model, matrices(split.fit_events, recency), split.validation_events, k_ndcg, k_recall)[ndcg]
+
+    grid_rows, best = [], {}
+    for key, spec in candidates.items():
+        configs = [spec] if isinstance(spec, Recommender) else list(spec)
+        first = configs[0]
+        scored = [(validate(first, r), r) for r in ([ALL_TIME] if _ignores_values(first) else recencies)]
+        grid_rows += [(key, first.params, r.label, score) for score, r in scored]
+        score, recency = max(scored, key=lambda pair: pair[0])
+        choice = (score, first, recency)
+        for config in configs[1:]:
+            config_score = validate(config, recency)
+            grid_rows.append((key, config.params, recency.label, config_score))
+            if config_score > choice[0]:
+                choice = (config_score, config, recency)
+        best[key] = choice
+    ranked = sorted(best, key=lambda k: -best[k][0])
+    chosen_key = ranked[0]
+    if len(ranked) >= 2:
+        (top_score, top, recency), (_, second, _) = best[ranked[0]], best[ranked[1]]
+        blend_key = f"blend({ranked[0]}+{ranked[1]})"
+        blend = BlendRecommender([top.clone(), second.clone()], blend_weights, blend_normalization)
+        blend_score = validate(blend, recency)
+        grid_rows.append((blend_key, blend.params, recency.label, blend_score))
+        best[blend_key] = (blend_score, blend, recency)
+        if blend_score > top_score:
+            chosen_key = blend_key
+
+    rows, fitted = {}, {}
+    baselines = {
+        key: (validate(PopularityRecommender(), r), PopularityRecommender(), r) for key, r in BASELINES.items()
+    }
+    reported = {**baselines, **best}
+    for key, (score, model, recency) in reported.items():
+        model = model.clone()
+        test = evaluate(model, matrices(split.train_events, recency), split.test_events, k_ndcg, k_recall)
+        rows[key] = {"model": model.name, "params": model.params, "recency": recency.label, f"validation_{ndcg}": score}
+        rows[key].update(test)
+        fitted[key] = model
+    metrics = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
+    baseline = max(BASELINES, key=lambda k: metrics.loc[k, ndcg])
+    grid = pd.DataFrame(grid_rows, columns=["candidate", "params", "recency", f"validation_{ndcg}"])
+    return Selection(
+        key=chosen_key,
+        model=fitted[chosen_key],
+        recency=best[chosen_key][2],
+        metrics=metrics,
+        grid=grid,
+        baseline=baseline,
+        counts=split_counts(split, matrices(split.train_events, ALL_TIME)),
     )
-    best_key = metrics.index[0]
-    if len(metrics) < 2:
-        return Selection(best_key, candidates[best_key], metrics)
-    second_key = metrics.index[1]
-    blend_key = f"blend({best_key}+{second_key})"
-    blend = BlendRecommender([candidates[best_key], candidates[second_key]], blend_weights, blend_normalization)
-    metrics = pd.concat([metrics, _compare({blend_key: blend}, train, test_events, k_ndcg, k_recall)])
-    if metrics.loc[blend_key, ndcg] > metrics.loc[best_key, ndcg]:
-        return Selection(blend_key, blend, metrics)
-    return Selection(best_key, candidates[best_key], metrics)

@@ -10,6 +10,9 @@ from orchestration.scraper.crawler import CrawlPolicy, crawl
 from orchestration.warehouse import Warehouse
 
 INGEST_GROUP = "ingest"
+WAREHOUSE_WRITES_POOL = "optimum_warehouse_writes"
+"""Dagster concurrency pool of every step that writes the warehouse (ingestion and dbt). The instance limits
+it to one slot (dagster.yaml `concurrency.pools.default_limit`), so an overlapping run waits for the slot."""
 
 
 def raw_asset_key(source_name: str) -> dg.AssetKey:
@@ -17,41 +20,88 @@ def raw_asset_key(source_name: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", source_name])
 
 
+def _count_table(title: str, counts: dict) -> dg.MetadataValue:
+    rows = "\n".join(f"| {key} | {count} |" for key, count in sorted(counts.items())) or "| (none) | 0 |"
+    return dg.MetadataValue.md(f"| {title} | rows |\n|---|---|\n{rows}")
+
+
 def _report_metadata(report: LoadReport, warehouse: Warehouse, table: str) -> dict:
-    reasons = sorted(report.quarantined_by_reason.items())
-    reason_rows = "\n".join(f"| {reason} | {count} |" for reason, count in reasons) or "| (none) | 0 |"
+    waiting = warehouse.query(
+        f"SELECT reason, count(*) AS n FROM {quarantine_table(table)} WHERE resolved_load_id IS NULL GROUP BY reason"  # noqa: S608 -- quarantine table names come from the code
+    )
     return {
         "summary": report.summary,
         "files_seen": report.files_seen,
         "files_loaded": report.files_loaded[:50],
         "files_already_loaded": len(report.files_skipped),
+        "files_unreadable": len(report.files_unreadable),
         "rows_loaded": report.rows_loaded,
         "rows_quarantined": report.rows_quarantined,
-        "quarantine_by_reason": dg.MetadataValue.md(f"| reason | rows |\n|---|---|\n{reason_rows}"),
+        "rows_corrected": report.rows_corrected,
+        "rows_resolved_from_quarantine": report.rows_resolved,
+        "quarantine_by_reason": _count_table("reason", dict(report.quarantined_by_reason)),
+        "quarantine_by_file": _count_table("file", dict(report.quarantined_by_file.most_common(50))),
         "dagster/row_count": warehouse.row_count(qualified(table)),
-        "quarantine_table_rows": warehouse.row_count(quarantine_table(table)),
+        "quarantine_waiting": int(waiting["n"].sum()),
+        "quarantine_waiting_by_reason": _count_table("reason", dict(zip(waiting["reason"], waiting["n"], strict=True))),
     }
+
+
+def _quarantine_rate_check(report: LoadReport, warn_rate: float) -> dg.AssetCheckResult:
+    """Warns (never blocks: bad rows are already set aside) when a delivery quarantines too much of itself."""
+    worst = sorted(report.deliveries, key=lambda d: d.quarantine_rate, reverse=True)
+    over = [d for d in worst if d.quarantine_rate > warn_rate]
+    rows = "\n".join(
+        f"| {d.name} | {d.rows_loaded} | {d.rows_quarantined} | {d.quarantine_rate:.1%} |" for d in worst[:50]
+    )
+    return dg.AssetCheckResult(
+        check_name="quarantine_rate",
+        passed=not over,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "threshold": warn_rate,
+            "deliveries": len(report.deliveries),
+            "deliveries_over_threshold": [d.name for d in over[:50]],
+            "max_rate": worst[0].quarantine_rate if worst else 0.0,
+            "per_delivery": dg.MetadataValue.md(
+                f"| file | loaded | quarantined | rate |\n|---|---|---|---|\n{rows or '| (no new delivery) | | | |'}"
+            ),
+        },
+    )
 
 
 def build_landing_asset(source: Source) -> dg.AssetsDefinition:
     """One asset per landing folder; sales and interactions wait for products to know valid product ids."""
     deps = [] if source is PRODUCTS else [raw_asset_key(PRODUCTS.name)]
 
+    key = raw_asset_key(source.name)
+
     @dg.asset(
-        key=raw_asset_key(source.name),
+        key=key,
         group_name=INGEST_GROUP,
         deps=deps,
         kinds={"python", "csv"},
+        pool=WAREHOUSE_WRITES_POOL,
         description=f"Validated rows of landing/{source.name}/*; bad rows go to raw.{source.quarantine_table}.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "quarantine_rate",
+                asset=key,
+                description="Warns when a new delivery quarantines more than OPTIMUM_LANDING_QUARANTINE_WARN_RATE.",
+            )
+        ],
     )
     def _landing_asset(
         context: dg.AssetExecutionContext,
         settings: dg.ResourceParam[Settings],
         warehouse: dg.ResourceParam[Warehouse],
     ) -> dg.MaterializeResult:
-        report = load_source(warehouse, settings.landing_dir, source)
+        report = load_source(warehouse, settings.landing_dir, source, settings.landing)
         context.log.info(report.summary)
-        return dg.MaterializeResult(metadata=_report_metadata(report, warehouse, source.raw_table))
+        return dg.MaterializeResult(
+            metadata=_report_metadata(report, warehouse, source.raw_table),
+            check_results=[_quarantine_rate_check(report, settings.landing.quarantine_warn_rate)],
+        )
 
     return _landing_asset
 
@@ -60,6 +110,7 @@ def build_landing_asset(source: Source) -> dg.AssetsDefinition:
     key=raw_asset_key("leads"),
     group_name=INGEST_GROUP,
     kinds={"python", "html"},
+    pool=WAREHOUSE_WRITES_POOL,
     description="Business leads scraped from the listing sites in OPTIMUM_LEAD_SEED_URLS (robots.txt honoured).",
 )
 def raw_leads(

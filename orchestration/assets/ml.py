@@ -10,6 +10,7 @@ import mlflow
 import pandas as pd
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, ForecastPackage, RecommenderPackage
+from ml.recommend import BASELINES
 from ml.registry import PromotionDecision, champion_version, promote_if_better, register_challenger
 from ml.reports import backtest_plot, feature_importance_plot, metric_by_candidate
 from ml.training import (
@@ -36,13 +37,12 @@ def _markdown(frame: pd.DataFrame, digits: int = 4) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.round(dict.fromkeys(numeric, digits)).to_markdown())
 
 
-def _promotion_metadata(decision: PromotionDecision, link: str) -> dict:
+def _promotion_metadata(decision: PromotionDecision) -> dict:
     return {
         "challenger_version": decision.challenger_version,
         "champion_version": decision.challenger_version if decision.promote else str(decision.champion_version),
         "promoted": decision.promote,
         "promotion_reason": decision.reason,
-        "mlflow_run": link,
     }
 
 
@@ -108,25 +108,28 @@ def recommender(
     warehouse: dg.ResourceParam[Warehouse],
     mlflow_tracking: dg.ResourceParam[MlflowTracking],
 ) -> dg.MaterializeResult:
-    """Pick the best recommender on a per-user temporal split (NDCG@10) and register it."""
+    """Choose model, settings and recency on a validation split nested in the training part (NDCG@10), report
+    them on the test part against the stronger of all-time and recent popularity, and register the choice."""
     events = warehouse.query("SELECT * FROM marts.fct_interactions")
     if events.empty:
         context.log.warning("marts.fct_interactions is empty: no recommender trained")
         return _skipped("recommender", "popularity", "no interactions in the warehouse")
-    scores = warehouse.query("SELECT user_id, product_id, score FROM marts.user_item_scores")
     products = warehouse.query("SELECT * FROM marts.dim_products")
-    training = train_recommender(events, scores)
-    metrics = training.candidates.drop(columns=["model", "params"]).astype(float)
+    training = train_recommender(events)
+    scores = training.scores
+    metrics = training.candidates.drop(columns=["model", "params", "recency"]).astype(float)
     with mlflow_tracking.start_run(EXPERIMENT, "recommender") as run:
         mlflow.log_params({"chosen": training.key, "candidates": ",".join(map(str, metrics.index))})
         mlflow.log_params({"users": scores["user_id"].nunique(), "items": scores["product_id"].nunique()})
+        mlflow.log_params({f"recency_{key}": value for key, value in training.recency.as_dict().items()})
         for key, row in metrics.iterrows():
             with mlflow.start_run(run_name=str(key), nested=True):
                 mlflow.log_params({"candidate": key, **training.candidates.loc[key, "params"]})
-                mlflow.log_metrics(_metric_names(row.to_dict()))
+                mlflow.log_metrics(_metric_names(row.dropna().to_dict()))
         mlflow.log_metrics(_metric_names({f"chosen_{k}": v for k, v in metrics.loc[training.key].items()}))
         mlflow.log_figure(metric_by_candidate(metrics, RECOMMENDER_METRIC, training.key), "ndcg_by_candidate.png")
-        mlflow.log_dict(recommender_spec(training.model), "model_spec.json")
+        mlflow.log_dict(recommender_spec(training.model, training.recency), "model_spec.json")
+        mlflow.log_table(training.grid.astype({"params": str}), "validation_grid.json")
         _log_snapshot(scores, "user_item_scores")
         package = RecommenderPackage(training.model, products, training.key)
         version = register_challenger(package, RECOMMENDER_MODEL_NAME, training.evaluation)
@@ -138,17 +141,25 @@ def recommender(
         mlflow.set_tags({"promotion.decision": str(decision.promote), "promotion.reason": decision.reason})
         link = mlflow_tracking.run_link(run)
     context.log.info(f"recommender v{version}: {decision.reason}")
-    chosen, baseline = metrics.loc[training.key, RECOMMENDER_METRIC], metrics.loc["popularity", RECOMMENDER_METRIC]
-    comparison = {"chosen_ndcg@10": float(chosen), "popularity_ndcg@10": float(baseline)}
+    chosen, baseline = metrics.loc[training.key, RECOMMENDER_METRIC], metrics.loc[training.baseline, RECOMMENDER_METRIC]
+    comparison = {
+        "chosen_ndcg@10": float(chosen),
+        "baseline": training.baseline,
+        "baseline_ndcg@10": float(baseline),
+        **{f"{key}_ndcg@10": float(metrics.loc[key, RECOMMENDER_METRIC]) for key in BASELINES},
+    }
     return dg.MaterializeResult(
         check_results=_check_results("recommender", "popularity", chosen > baseline, comparison, decision),
         metadata={
-            "summary": f"{training.key}: ndcg@10 {chosen:.4f} (popularity {baseline:.4f}); v{version}: "
-            + decision.reason,
+            "summary": f"{training.key} ({training.recency.label}): test ndcg@10 {chosen:.4f} "
+            f"(stronger popularity, {training.baseline}: {baseline:.4f}); v{version}: " + decision.reason,
+            "mlflow_run": dg.MetadataValue.url(link),  # first after the summary: the way to the run's details
             "chosen": training.key,
-            RECOMMENDER_METRIC: float(metrics.loc[training.key, RECOMMENDER_METRIC]),
-            "metrics_by_candidate": _markdown(metrics),
-            **_promotion_metadata(decision, link),
+            "recency": training.recency.label,
+            RECOMMENDER_METRIC: float(chosen),
+            "metrics_by_candidate": _markdown(training.candidates.drop(columns="params")),
+            **{f"count_{key}": value for key, value in training.counts.items()},
+            **_promotion_metadata(decision),
         },
     )
 
@@ -172,10 +183,16 @@ def demand_forecaster(
         return _skipped("demand_forecaster", "seasonal_naive", "no sales in the warehouse")
     products = warehouse.query("SELECT * FROM marts.dim_products")
     training = train_forecaster(
-        daily, products, settings.forecast_freq, settings.forecast_horizon, settings.forecast_prophet_top_n
+        daily,
+        products,
+        settings.forecast_freq,
+        settings.forecast_horizon,
+        settings.forecast_prophet_top_n,
+        settings.forecast_calendar,
     )
     result = training.result
     metrics = result.metrics.set_index("model").drop(columns="n_series").astype(float)
+    held_out = result.held_out.set_index("model")
     with mlflow_tracking.start_run(EXPERIMENT, "demand_forecaster") as run:
         mlflow.log_params(
             {"freq": result.freq, "horizon": result.horizon, "series": result.history["product_id"].nunique()}
@@ -184,7 +201,9 @@ def demand_forecaster(
             with mlflow.start_run(run_name=str(model), nested=True):
                 mlflow.log_param("model", model)
                 mlflow.log_metrics(_metric_names(row.dropna().to_dict()))
-        mlflow.log_metric("chosen_mase", training.evaluation.value)
+        mlflow.log_metric("chosen_held_out_mase", training.evaluation.value)
+        coverage = held_out["coverage"].dropna()
+        mlflow.log_metrics({f"held_out_coverage_{model}": value for model, value in coverage.items()})
         mlflow.log_figure(metric_by_candidate(metrics, "mase"), "mase_by_model.png")
         top = result.history.groupby("product_id")["quantity"].sum().nlargest(3).index.tolist()
         mlflow.log_figure(backtest_plot(result.backtest.predictions, top, list(metrics.index)), "backtest.png")
@@ -199,19 +218,23 @@ def demand_forecaster(
         mlflow.set_tags({"promotion.decision": str(decision.promote), "promotion.reason": decision.reason})
         link = mlflow_tracking.run_link(run)
     context.log.info(f"demand forecaster v{version}: {decision.reason}")
-    baseline = float(metrics.loc["seasonal_naive", "mase"])
-    comparison = {"chosen_mase": training.evaluation.value, "seasonal_naive_mase": baseline}
+    baseline = float(held_out.loc["seasonal_naive", "mase"])
+    comparison = {"chosen_held_out_mase": training.evaluation.value, "seasonal_naive_held_out_mase": baseline}
     beats = training.evaluation.value < baseline
     return dg.MaterializeResult(
         check_results=_check_results("demand_forecaster", "seasonal_naive", beats, comparison, decision),
         metadata={
-            "summary": f"MASE {training.evaluation.value:.4f} (seasonal naive {baseline:.4f}); v{version}: "
-            + decision.reason,
+            "summary": f"held-out MASE {training.evaluation.value:.4f} (seasonal naive {baseline:.4f}); "
+            f"v{version}: " + decision.reason,
+            "mlflow_run": dg.MetadataValue.url(link),
             "chosen_mase": training.evaluation.value,
             "metrics_by_model": _markdown(metrics),
             "choice_by_demand_class": _markdown(_choice_by_class(result.selection)),
             "thin_history_series": int(result.selection["thin_history"].sum()),
-            **_promotion_metadata(decision, link),
+            "short_history_series": int((result.selection["short_history"] & ~result.selection["thin_history"]).sum()),
+            "held_out_by_model": _markdown(held_out),
+            **result.calendar.as_metadata(),
+            **_promotion_metadata(decision),
         },
     )
 

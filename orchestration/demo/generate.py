@@ -138,8 +138,8 @@ class GenerationResult:
         planted = {source: sum(reasons.values()) for source, reasons in self.planted_rows.items()}
         site = self.site_manifest
         lines = [
-            f"{self.good_rows['products']} products, {self.good_rows['sales']} order lines, "
-            f"{self.good_rows['interactions']} interactions, {sum(planted.values())} planted bad rows, "
+            f"{self.good_rows['products']:,} products, {self.good_rows['sales']:,} order lines, "
+            f"{self.good_rows['interactions']:,} interactions, {sum(planted.values()):,} planted bad rows, "
             f"{len(site.detail_urls)} directory listings"
         ]
         for source, reasons in self.planted_rows.items():

@@ -14,8 +14,9 @@ class Reason(StrEnum):
     """Why a row was quarantined instead of loaded; stored verbatim in the quarantine tables."""
 
     MISSING_COLUMNS = "missing_columns"  # the file's header lacks contract columns: every row is kept aside
-    MALFORMED_ROW = "malformed_row"  # wrong number of fields
-    INVALID_ENCODING = "invalid_encoding"  # bytes that are not UTF-8
+    UNREADABLE_FILE = "unreadable_file"  # not a text CSV in a supported encoding: the whole file, line 0
+    MALFORMED_ROW = "malformed_row"  # wrong number of fields, or an unterminated quote
+    INVALID_ENCODING = "invalid_encoding"  # bytes that are not UTF-8, or NUL (PostgreSQL cannot store it)
     MISSING_REQUIRED_FIELD = "missing_required_field"
     INVALID_DATE = "invalid_date"
     INVALID_TIMESTAMP = "invalid_timestamp"
@@ -24,6 +25,8 @@ class Reason(StrEnum):
     INVALID_PRICE = "invalid_price"  # not a number, or negative
     INVALID_STOCK = "invalid_stock"
     INVALID_RATING = "invalid_rating"  # not a number in [1, 5]
+    OUT_OF_RANGE_NUMBER = "out_of_range_number"  # inf, 1e400, beyond int64 or the warehouse's money type
+    OUT_OF_RANGE_DATE = "out_of_range_date"  # far outside the dates of the data itself (see DateWindow)
     INVALID_INTERACTION_TYPE = "invalid_interaction_type"
     UNKNOWN_PRODUCT_ID = "unknown_product_id"
     DUPLICATE_ID = "duplicate_id"
@@ -42,6 +45,7 @@ class Source:
     columns: tuple[str, ...]
     required: tuple[str, ...]
     key: tuple[str, ...]
+    values: tuple[str, ...]  # typed non-key columns: two deliveries of a key differ when these differ
 
     @property
     def raw_table(self) -> str:
@@ -57,18 +61,21 @@ PRODUCTS = Source(
     columns=("product_id", "name", "category", "brand", "price", "stock_on_hand"),
     required=("product_id", "name", "category", "price"),
     key=("product_id",),
+    values=("name", "category", "brand", "price", "stock_on_hand"),
 )
 SALES = Source(
     name="sales",
     columns=("order_id", "order_date", "product_id", "quantity", "unit_price", "customer_id"),
     required=("order_id", "order_date", "product_id", "quantity", "unit_price"),
     key=("order_id", "product_id"),
+    values=("order_date", "quantity", "unit_price", "customer_id"),
 )
 INTERACTIONS = Source(
     name="interactions",
     columns=("event_id", "user_id", "product_id", "interaction_type", "rating", "timestamp", "session_id"),
     required=("event_id", "user_id", "product_id", "interaction_type", "timestamp"),
     key=("event_id",),
+    values=("user_id", "product_id", "interaction_type", "rating", "event_at", "session_id"),
 )
 LANDING_SOURCES = (PRODUCTS, SALES, INTERACTIONS)
 

@@ -66,7 +66,10 @@ QUARANTINE_COLUMNS = {
     "raw_record": "VARCHAR",
     "_load_id": "BIGINT",
     "_loaded_at": "TIMESTAMP",
+    "fields_json": "VARCHAR",  # the record's contract fields, so it can be re-validated later
+    "resolved_load_id": "BIGINT",  # the load that finally took the row in (a late product arrived); NULL: waiting
 }
+_ADDED_QUARANTINE_COLUMNS = ("fields_json", "resolved_load_id")  # absent from tables created before they existed
 
 LOAD_LOG_COLUMNS = {
     "load_id": "BIGINT",
@@ -96,7 +99,12 @@ def _create(conn: Connection, table: str, columns: dict[str, str]) -> None:
 
 
 def ensure_raw_schema(conn: Connection) -> None:
-    """Create every raw table (empty if its source never delivered) so dbt always finds its sources."""
+    """Create every raw table (empty if its source never delivered) so dbt always finds its sources.
+
+    load_log holds one row per landed file content: the unique index makes claiming a file and loading
+    its rows one atomic step, so two overlapping runs can never load the same file twice.
+    """
+    conn.lock("raw_schema")
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {RAW_SCHEMA}.load_id_seq")
     for table, columns in RAW_COLUMNS.items():
@@ -104,6 +112,22 @@ def ensure_raw_schema(conn: Connection) -> None:
     for source in QUARANTINED_SOURCES:
         _create(conn, f"{source}_quarantine", QUARANTINE_COLUMNS)
     _create(conn, "load_log", LOAD_LOG_COLUMNS)
+    _add_missing_columns(conn)
+    conn.execute(f"UPDATE {qualified('load_log')} SET content_sha256 = NULL WHERE content_sha256 = ''")
+    log = qualified("load_log")
+    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS load_log_content ON {log} (source, content_sha256)")
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    present = conn.query(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", (RAW_SCHEMA,)
+    )
+    have = set(zip(present["table_name"], present["column_name"], strict=True))
+    for source in QUARANTINED_SOURCES:
+        for column in _ADDED_QUARANTINE_COLUMNS:
+            if (f"{source}_quarantine", column) not in have:
+                table = quarantine_table(source)
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {QUARANTINE_COLUMNS[column]}")
 
 
 def next_load_id(conn: Connection) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +59,16 @@ def test_cli_generates_runs_and_records_the_run_in_the_embedded_instance(tmp_pat
     landing = tmp_path / "data" / "landing"
     assert main(["run", "--landing", str(landing), "--job", "ingest_and_warehouse"]) == 0
     output = capsys.readouterr().out
-    assert "ingest_and_warehouse: succeeded" in output
-    assert "materialized marts/fct_sales_daily" in output
+    assert "ingest_and_warehouse succeeded" in output
+    assert re.search(r"\] warehouse: \d+ tables and views built; dbt build PASS=\d+ ", output), output  # dbt's summary
+    assert "\x1b[" not in output, "no colour codes when not a terminal"
+    assert "START sql" not in output and "of 117" not in output
 
-    instance_runs = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster")).get_runs()
-    assert [run.job_name for run in instance_runs] == ["ingest_and_warehouse"]
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster"))
+    assert [run.job_name for run in instance.get_runs()] == ["ingest_and_warehouse"]
+    assert not instance.nux_enabled, "a fresh state opens the UI without the community pop-up"
     assert main(["summary"]) == 0
-    assert "marts.fct_sales_daily" in capsys.readouterr().out
+    tables = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    schemas = [table.split(".")[0] for table in tables]
+    assert "marts.fct_sales_daily" in tables
+    assert schemas == sorted(schemas, key=["raw", "staging", "snapshots", "marts"].index), "pipeline order"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import dagster as dg
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -120,6 +121,25 @@ def test_batch_outputs_cover_every_user_and_product(trained):
     assert forecast["forecast_date"].min() > last_sale - timedelta(days=7)
     insights = warehouse.query("SELECT * FROM marts.forecast_insights")
     assert {"product_id", "insight_type", "details", "model_version"} <= set(insights.columns)
+
+
+def test_asset_metadata_links_the_mlflow_run_and_previews_the_batch_outputs(trained):
+    settings, first, _ = trained
+    metadata = {
+        event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
+        for event in first.get_asset_materialization_events()
+    }
+    for asset in ("recommender", "demand_forecaster"):
+        link = metadata[asset]["mlflow_run"]
+        assert isinstance(link, dg.UrlMetadataValue), "a clickable link in the Dagster UI"
+        run = MlflowClient(settings.tracking_uri).get_run(link.value.rsplit("/", 1)[1])
+        assert run.info.run_name == asset
+        assert link.value == f"{settings.mlflow_ui_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    warehouse = Warehouse.from_settings(settings)
+    for table in ("recommendations", "demand_forecast", "forecast_insights"):
+        output = metadata[f"marts/{table}"]
+        assert output["dagster/row_count"].value == warehouse.row_count(f"marts.{table}") > 0
+        assert isinstance(output["preview"], dg.MarkdownMetadataValue) and output["preview"].value.startswith("|")
 
 
 @pytest.mark.postgres

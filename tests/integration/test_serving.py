@@ -271,9 +271,14 @@ def test_probes_and_metrics(client):
 
 def test_openapi_lists_the_routes(client):
     spec = client.get("/docs.json").json()
+    assert spec["info"]["title"] == "Optimum serving API"  # serving/openapi.py, not BentoML's default
     for route in ROUTES:
         assert "post" in spec["paths"][route], route
-    assert client.get("/").status_code == 200  # the Swagger UI page
+        assert "503" in spec["paths"][route]["post"]["responses"], route
+    invalid = client.post("/recommend", json={"user_id": ""}).json()["error"]
+    assert invalid == "1 validation error for recommend request"  # no Python class name
+    page = client.get("/")  # the Swagger UI page
+    assert page.status_code == 200 and "<title>Optimum serving API</title>" in page.text
     docs = client.get("/docs", follow_redirects=True)
     assert docs.status_code == 200 and "swagger-ui" in docs.text
 

@@ -401,8 +401,9 @@ def test_instance_config_passes_dagsters_schema(tmp_path, monkeypatch):
     assert_driver_installed(url)
 
     # These three build without a connection: their class paths import and their config validates.
-    coordinator = ref.run_coordinator_data.rehydrate(QueuedRunCoordinator)
-    assert coordinator.get_run_queue_config().max_concurrent_runs == 4
+    ref.run_coordinator_data.rehydrate(QueuedRunCoordinator)
+    concurrency = ref.settings["concurrency"]  # runs at once, and one slot for the warehouse-writes pool
+    assert concurrency == {"runs": {"max_concurrent_runs": 4}, "pools": {"default_limit": 1}}
     ref.run_launcher_data.rehydrate(DefaultRunLauncher)
     ref.compute_logs_data.rehydrate(LocalComputeLogManager)
 

@@ -33,6 +33,7 @@ def _raw_sales(n: int = N) -> pd.DataFrame:
             "quantity": pd.array(np.arange(n) % 4 + 1, dtype="int64"),
             "unit_price": np.linspace(0.0, 250.0, n),
             "customer_id": pd.array([None if i % 3 == 0 else f"C{i}" for i in range(n)], dtype="str"),
+            "_load_id": pd.array([1] * n, dtype="int64"),
         }
     )
 
@@ -48,6 +49,7 @@ def _raw_interactions(n: int = N) -> pd.DataFrame:
             "rating": [None if i % 2 else float(i % 5 + 1) for i in range(n)],
             "event_at": T0 + pd.to_timedelta(np.arange(n), unit="min"),
             "session_id": pd.array([None if i % 4 == 0 else f"S{i // 4}" for i in range(n)], dtype="str"),
+            "_load_id": pd.array([1] * n, dtype="int64"),
         }
     )
 
@@ -233,11 +235,17 @@ VIOLATIONS = [
     (
         "raw_sales",
         _copy_key(["order_id", "product_id"], 0, 2),
-        (COMPOUND_UNIQUE, "order_id, product_id"),
+        (COMPOUND_UNIQUE, "order_id, product_id, _load_id"),
         2,
-        {"order_id": "O00000", "product_id": "P0"},
+        {"order_id": "O00000", "product_id": "P0", "_load_id": 1},
     ),
-    ("raw_interactions", _set("event_id", [1], "E0"), (UNIQUE, "event_id"), 2, "E0"),
+    (
+        "raw_interactions",
+        _set("event_id", [1], "E0"),
+        (COMPOUND_UNIQUE, "event_id, _load_id"),
+        2,
+        {"event_id": "E0", "_load_id": 1},
+    ),
     (
         "raw_interactions",
         _set("interaction_type", [2, 3, 9], "click"),

@@ -28,6 +28,7 @@ from ml.forecast import (
     select_models,
 )
 from ml.forecast.lightgbm_model import _centre_band
+from ml.forecast.statistical import STATISTICAL_KINDS
 
 HORIZON = 8
 
@@ -366,7 +367,8 @@ def test_thin_history_falls_back_to_moving_average_and_is_flagged(planted_run):
 def test_forecast_demand_backtests_every_model_and_reports_metrics(planted_run):
     _, _, result = planted_run
     metrics = result.metrics.set_index("model")
-    assert set(metrics.index) == {"seasonal_naive", "moving_average", "lightgbm", "prophet", "ensemble"}
+    baselines_and_learners = {"seasonal_naive", "moving_average", "lightgbm", "prophet", "ensemble"}
+    assert set(metrics.index) == baselines_and_learners | set(STATISTICAL_KINDS)
     assert {"mae", "rmse", "mape", "wape", "mase"} <= set(metrics.columns)
     assert metrics.loc["prophet", "n_series"] == 1 and metrics.loc["lightgbm", "n_series"] == 9
     assert result.backtest.errors["origin"].nunique() == 3

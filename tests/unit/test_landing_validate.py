@@ -6,17 +6,29 @@ import pandas as pd
 import pytest
 
 from orchestration.landing.contract import INTERACTIONS, PRODUCTS, SALES, Reason
-from orchestration.landing.validate import parse_landing_file, reason_counts, validate_rows
+from orchestration.landing.validate import (
+    parse_landing_file,
+    reason_counts,
+    row_keys,
+    validate_rows,
+    value_fingerprints,
+)
 
 SALES_HEADER = b"order_id,order_date,product_id,quantity,unit_price,customer_id\n"
 INTERACTIONS_HEADER = b"event_id,user_id,product_id,interaction_type,rating,timestamp,session_id\n"
 KNOWN = pd.Index(["P1", "P2"])
-NOTHING = pd.Index([])
+NOTHING = pd.Series(dtype="str")
 
 
-def _validate(body: bytes, source=SALES, header=SALES_HEADER, existing=NOTHING):
+def _validate(body: bytes, source=SALES, header=SALES_HEADER, loaded=NOTHING):
     parsed = parse_landing_file("file.csv", header + body, source)
-    return validate_rows(parsed, source, KNOWN, existing)
+    return validate_rows(parsed, source, KNOWN, loaded)
+
+
+def _loaded(body: bytes, source=SALES, header=SALES_HEADER) -> pd.Series:
+    """What the warehouse would hold after loading these rows: key -> value fingerprint."""
+    good = _validate(body, source, header).good
+    return pd.Series(value_fingerprints(good, source).to_numpy(), index=row_keys(good, source).to_numpy())
 
 
 @pytest.mark.parametrize(
@@ -57,7 +69,7 @@ def test_good_sales_rows_are_typed_and_keep_their_line():
 
 def test_duplicates_keep_the_first_occurrence_and_see_earlier_loads():
     body = b"O1,2023-01-01,P1,1,1,\nO1,2023-01-01,P1,1,1,\nO1,2023-01-01,P2,1,1,\nO2,2023-01-01,P1,1,1,\n"
-    result = _validate(body, existing=pd.Index(["O2\x1fP1"]))
+    result = _validate(body, loaded=_loaded(b"O2,2023-01-01,P1,1,1.0,\n"))
     assert result.good[["order_id", "product_id"]].values.tolist() == [["O1", "P1"], ["O1", "P2"]]
     assert result.quarantined["source_line"].tolist() == [3, 5]
     assert set(result.quarantined["reason"]) == {Reason.DUPLICATE_ID.value}
@@ -92,7 +104,7 @@ def test_interactions_normalize_timestamps_to_utc_and_check_type_and_rating():
 def test_products_repeat_in_file_is_a_duplicate_but_earlier_loads_are_versions():
     header = b"product_id,name,category,brand,price,stock_on_hand\n"
     body = b"P1,Pad,brakes,ACME,10,5\nP1,Pad,brakes,ACME,11,5\nP3,Oil,oil,,12,x\n"
-    result = _validate(body, PRODUCTS, header, existing=pd.Index(["P1"]))
+    result = _validate(body, PRODUCTS, header, loaded=_loaded(b"P1,Pad,brakes,ACME,10,5\n", PRODUCTS, header))
     assert result.good["product_id"].tolist() == ["P1"]
     assert result.quarantined["reason"].tolist() == [Reason.DUPLICATE_ID.value, Reason.INVALID_STOCK.value]
 
@@ -113,4 +125,5 @@ def test_columns_are_matched_by_name_and_extras_ignored():
 def test_empty_file_and_header_only_file_give_no_rows():
     assert _validate(b"").good.empty
     parsed = parse_landing_file("empty.csv", b"", SALES)
+    assert parsed.rows.empty and parsed.rejected.empty
     assert validate_rows(parsed, SALES, KNOWN, NOTHING).quarantined["reason"].tolist() == []

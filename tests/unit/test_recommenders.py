@@ -12,12 +12,18 @@ import pandas as pd
 import pytest
 
 from ml.recommend import (
+    ALL_TIME,
+    BASELINES,
+    RECENCY_GRID,
     ALSRecommender,
     BlendRecommender,
     EASERecommender,
+    IALSRecommender,
     InteractionMatrix,
     ItemKNNRecommender,
+    NestedSplit,
     PopularityRecommender,
+    Recency,
     Recommender,
     SVDRecommender,
     UnknownItemError,
@@ -27,6 +33,7 @@ from ml.recommend import (
     select_recommender,
     temporal_split,
 )
+from ml.recommend.recency import MIN_DECAY
 
 INTERACTION_TYPES = np.array(["view", "like", "cart", "purchase"])
 N_SEGMENTS = 6
@@ -72,6 +79,7 @@ def taste_models() -> dict[str, Recommender]:
         "itemknn": ItemKNNRecommender(n_neighbors=30),
         "svd": SVDRecommender(n_components=8),
         "als": ALSRecommender(factors=8),
+        "ials": IALSRecommender(factors=8, regularization=1.0, alpha=10.0),
         "ease": EASERecommender(),
         "blend": BlendRecommender([SVDRecommender(n_components=8), ALSRecommender(factors=8)], [0.7, 0.3]),
         "blend_rank": BlendRecommender([ItemKNNRecommender(), EASERecommender()], normalization="rank"),
@@ -129,7 +137,7 @@ class OracleRecommender(Recommender):
         return np.zeros(self._truth.shape[1])
 
 
-@pytest.mark.parametrize("key", ["itemknn", "svd", "als", "ease", "blend", "blend_rank"])
+@pytest.mark.parametrize("key", ["itemknn", "svd", "als", "ials", "ease", "blend", "blend_rank"])
 def test_taste_models_beat_popularity_on_planted_segments(planted, key):
     popularity = evaluate(PopularityRecommender(), planted["train"], planted["test_events"])
     model = evaluate(taste_models()[key], planted["train"], planted["test_events"])
@@ -170,7 +178,7 @@ def test_unknown_user_gets_the_popular_items_flagged_cold_start(planted, fitted)
     assert stranger["rank"].tolist() == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("key", ["itemknn", "svd", "als", "ease", "blend", "blend_rank"])
+@pytest.mark.parametrize("key", ["itemknn", "svd", "als", "ials", "ease", "blend", "blend_rank"])
 def test_similar_items_come_from_the_planted_segment(planted, fitted, key):
     segment = planted["item_segment"]
     same = []
@@ -213,29 +221,54 @@ def test_temporal_split_holds_out_each_users_last_fifth_by_time_even_in_1998():
     assert (last_train[first_test.index] < first_test).all()
 
 
-def test_scores_follow_the_mart_formula_decayed_from_the_latest_event_not_now():
+def test_scores_decay_from_the_log_end_or_each_user_end_and_never_to_nothing():
     last = pd.Timestamp("1998-06-30 12:00")
     events = pd.DataFrame(
         {
-            "user_id": ["u", "u", "u", "v"],
-            "product_id": ["a", "a", "b", "a"],
-            "interaction_type": ["purchase", "view", "like", "cart"],
+            "user_id": ["u", "u", "u", "v", "old"],
+            "product_id": ["a", "a", "b", "a", "a"],
+            "interaction_type": ["purchase", "view", "like", "cart", "view"],
             "event_at": [
                 last,
                 last - pd.Timedelta(days=30),
                 last - pd.Timedelta(days=60),
                 last - pd.Timedelta(days=15),
+                last - pd.Timedelta(days=3650),  # a user active ten years before the log ends
             ],
         }
     )
-    scores = scores_from_events(events, half_life_days=30).set_index(["user_id", "product_id"])
-    assert scores["score"].to_dict() == pytest.approx(
-        {("u", "a"): 5 + 1 * 0.5, ("u", "b"): 2 * 0.25, ("v", "a"): 3 * 2**-0.5}
+    from_log_end = scores_from_events(events, Recency(30, "log_end")).set_index(["user_id", "product_id"])
+    assert from_log_end["score"].to_dict() == pytest.approx(
+        {("u", "a"): 5 + 1 * 0.5, ("u", "b"): 2 * 0.25, ("v", "a"): 3 * 2**-0.5, ("old", "a"): MIN_DECAY}
     )
-    assert scores.loc[("u", "a"), "n_events"] == 2 and scores.loc[("u", "a"), "last_interaction_at"] == last
-    assert scores["has_purchased"].to_dict() == {("u", "a"): True, ("u", "b"): False, ("v", "a"): False}
+    from_user_end = scores_from_events(events, Recency(30, "user_end")).set_index(["user_id", "product_id"])
+    assert from_user_end.loc[("v", "a"), "score"] == pytest.approx(3.0)  # v's own latest event counts fully
+    assert from_user_end.loc[("old", "a"), "score"] == pytest.approx(1.0)
+    assert from_user_end.loc[("old", "a"), "scored_at"] == last - pd.Timedelta(days=3650)
+    all_time = scores_from_events(events, ALL_TIME).set_index(["user_id", "product_id"])
+    assert all_time["score"].to_dict() == {("u", "a"): 6.0, ("u", "b"): 2.0, ("v", "a"): 3.0, ("old", "a"): 1.0}
+    assert from_log_end.loc[("u", "a"), "n_events"] == 2 and from_log_end.loc[("u", "a"), "last_interaction_at"] == last
+    assert from_log_end["has_purchased"].to_dict() == {
+        ("u", "a"): True,
+        ("u", "b"): False,
+        ("v", "a"): False,
+        ("old", "a"): False,
+    }
     with pytest.raises(ValueError, match="refund"):
         scores_from_events(events.assign(interaction_type="refund"))
+    with pytest.raises(ValueError, match="half_life_days"):
+        Recency(0.0)
+
+
+def test_every_recency_of_the_grid_keeps_every_user_history_on_a_fifteen_year_log():
+    events, _, _ = synthetic_events(200, 60, 10, N_SEGMENTS, seed=5)
+    years = np.random.default_rng(5).integers(0, 15, size=events["user_id"].nunique())
+    era = dict(zip(sorted(events["user_id"].unique()), years, strict=True))
+    events["event_at"] = events["event_at"] + pd.to_timedelta(events["user_id"].map(era) * 365, unit="D")
+    for recency in RECENCY_GRID:
+        matrix = InteractionMatrix.from_scores(scores_from_events(events, recency))
+        per_user_max = matrix.matrix.max(axis=1).toarray().ravel()
+        assert (per_user_max >= MIN_DECAY).all(), recency.label
 
 
 def test_evaluate_gives_one_for_an_oracle_and_zero_for_an_anti_oracle(planted):
@@ -271,30 +304,56 @@ def test_compare_candidates_scores_each_candidate_on_one_split(planted):
     assert metrics.loc["knn", "ndcg@10"] > metrics.loc["pop", "ndcg@10"]
 
 
-def test_selection_returns_a_blend_when_it_beats_both_members(planted):
-    test_events = planted["test_events"]
+def test_selection_returns_a_blend_when_it_beats_both_members_on_validation(planted):
+    validation = NestedSplit.of(planted["events"]).validation_events
     halves = {
-        "even": OracleRecommender(test_events, users="even"),
-        "odd": OracleRecommender(test_events, users="odd"),
+        "even": OracleRecommender(validation, users="even"),
+        "odd": OracleRecommender(validation, users="odd"),
     }
-    selection = select_recommender(halves, planted["events"])
+    selection = select_recommender(halves, planted["events"], recencies=[ALL_TIME])
     assert isinstance(selection.model, BlendRecommender) and selection.key in {"blend(even+odd)", "blend(odd+even)"}
-    assert selection.metrics.loc[selection.key, "ndcg@10"] == pytest.approx(1.0)
-    assert (selection.metrics.loc[["even", "odd"], "ndcg@10"] < 0.8).all()
+    assert selection.metrics.loc[selection.key, "validation_ndcg@10"] == pytest.approx(1.0)
+    assert (selection.metrics.loc[["even", "odd"], "validation_ndcg@10"] < 0.8).all()
     assert [member["weight"] for member in selection.model.params["members"]] == [0.7, 0.3]
 
 
-def test_selection_keeps_the_best_single_model_when_the_blend_does_not_win(planted):
-    test_events = planted["test_events"]
+def test_selection_chooses_on_validation_and_reports_on_test(planted):
+    split = NestedSplit.of(planted["events"])
     candidates = {
-        "anti": OracleRecommender(test_events, sign=-1.0, noise=0.5),
-        "oracle": OracleRecommender(test_events, noise=0.5),
+        "validation_oracle": OracleRecommender(split.validation_events, noise=0.5),
+        "test_oracle": OracleRecommender(split.test_events, noise=0.5),
     }
-    selection = select_recommender(candidates, planted["events"])
-    assert selection.key == "oracle" and selection.model is candidates["oracle"]
-    assert selection.metrics.index.tolist() == ["oracle", "anti", "blend(oracle+anti)"]
-    assert selection.metrics["ndcg@10"].tolist()[0] == pytest.approx(1.0)
-    assert selection.metrics.loc["blend(oracle+anti)", "ndcg@10"] < 1.0
+    selection = select_recommender(candidates, planted["events"], recencies=[ALL_TIME])
+    # The test oracle tops the test part, but the test part plays no part in the choice.
+    assert selection.key == "validation_oracle"
+    assert selection.metrics.loc["test_oracle", "ndcg@10"] == pytest.approx(1.0)
+    assert selection.metrics.loc["validation_oracle", "validation_ndcg@10"] == pytest.approx(1.0)
+    assert set(BASELINES) <= set(selection.metrics.index)
+    assert selection.baseline == max(BASELINES, key=lambda key: selection.metrics.loc[key, "ndcg@10"])
+    assert selection.counts["users"] == planted["events"]["user_id"].nunique()
+    assert selection.counts["test_events"] == len(split.test_events)
+
+
+def test_recency_is_chosen_on_validation_per_candidate(planted):
+    """Only the last day counts for a user's taste here: a short half-life from each user's end must win."""
+    events = planted["events"].copy()
+    segment = events["user_id"].map(planted["user_segment"])
+    rng = np.random.default_rng(0)
+    drifted = (segment + 1 + rng.integers(0, 2, len(events))) % N_SEGMENTS  # early taste: another segment
+    order = events.groupby("user_id")["event_at"].rank(method="first", pct=True)
+    late = order > 0.55
+    items = np.array(sorted(planted["item_segment"], key=lambda item: int(item[1:])))
+    item_segment = np.array([planted["item_segment"][item] for item in items])
+    early_items = [rng.choice(items[item_segment == s]) for s in drifted[~late]]
+    events.loc[~late, "product_id"] = early_items
+    selection = select_recommender(
+        {"itemknn": ItemKNNRecommender(n_neighbors=30)},
+        events,
+        recencies=[ALL_TIME, Recency(7.0, "user_end")],
+    )
+    grid = selection.grid.set_index("recency")["validation_ndcg@10"]
+    assert grid["half-life 7 d from user end"] > grid["no decay"]
+    assert selection.recency == Recency(7.0, "user_end")
 
 
 def test_fit_rejects_scores_the_mart_never_produces():
@@ -305,3 +364,24 @@ def test_fit_rejects_scores_the_mart_never_produces():
         PopularityRecommender().fit(pd.concat([good, good]))
     with pytest.raises(RuntimeError, match="fit"):
         PopularityRecommender().recommend(["u"], k=1)
+
+
+def test_ease_above_max_items_models_the_most_used_items_and_leaves_the_rest_unscored(planted):
+    full = EASERecommender().fit_matrix(planted["train"])
+    capped = EASERecommender(max_items=60).fit_matrix(planted["train"])
+    users_per_item = np.bincount(planted["train"].matrix.indices, minlength=planted["train"].n_items)
+    scores = capped.score_all(np.arange(5))
+    modelled = np.isfinite(scores[0])
+    assert modelled.sum() == 60 and users_per_item[modelled].min() >= users_per_item[~modelled].max()
+    assert np.isfinite(full.score_all(np.arange(5))).all()
+    recs = capped.recommend(planted["train"].user_ids[:3], k=10)
+    assert len(recs) == 30 and recs["product_id"].isin(planted["train"].item_ids[modelled]).all()
+    unmodelled = planted["train"].item_ids[~modelled][0]
+    assert capped.similar_items(unmodelled, k=5).empty
+
+
+def test_itemknn_computed_in_blocks_keeps_the_same_neighbours(planted, monkeypatch):
+    whole = ItemKNNRecommender(n_neighbors=20).fit_matrix(planted["train"])
+    monkeypatch.setattr("ml.recommend.neighbors.SIMILARITY_BLOCK_BYTES", 8 * planted["train"].n_items * 7)
+    blocked = ItemKNNRecommender(n_neighbors=20).fit_matrix(planted["train"])
+    assert abs(whole._neighbors - blocked._neighbors).max() < 1e-6

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from optimum.settings import Settings, Target
+from optimum.settings import REPO_ROOT, Settings, Target
 
 
 def test_defaults_keep_all_state_under_one_home(monkeypatch, tmp_path):
@@ -15,9 +15,9 @@ def test_defaults_keep_all_state_under_one_home(monkeypatch, tmp_path):
     for name in ("OPTIMUM_HOME", "OPTIMUM_TARGET", "OPTIMUM_LANDING_DIR"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
-    assert settings.home == tmp_path / ".optimum"
+    assert settings.home == REPO_ROOT / ".optimum", "found from the repository, not the working directory"
     assert settings.target is Target.DUCKDB
-    assert settings.landing_dir == tmp_path / "data" / "landing"
+    assert settings.landing_dir == REPO_ROOT / "data" / "landing"
     for path in (settings.dagster_home, settings.duckdb_path, settings.mlflow_dir, settings.bentoml_home):
         assert path.is_relative_to(settings.home)
     assert settings.dbt_env() == {"OPTIMUM_TARGET": "duckdb", "OPTIMUM_DUCKDB_PATH": str(settings.duckdb_path)}

@@ -6,9 +6,9 @@
         on_schema_change='fail'
     )
 }}
--- Event-grain interactions with their weight. Incremental on _load_id: each run only appends the
--- events of loads newer than the newest one already here (stg_interactions keeps the first delivery
--- of an event_id, so earlier rows never change).
+-- Event-grain interactions with their weight. Incremental on _load_id: each run takes the events of
+-- loads newer than the newest one already here; delete+insert on event_id lets a correction (a newer
+-- version of an event, see stg_interactions) replace the row it supersedes.
 select
     event_id,
     user_id,

@@ -7,16 +7,17 @@
     )
 }}
 {#
-    One row per product x day, zero-filled from the product's first sale to the latest order_date in
-    the data (never the wall clock).
+    One row per product x day, zero-filled from the product's first sale (over all versions of its lines)
+    to the latest order_date in the data (never the wall clock).
 
     Incremental logic (late-arriving history safe):
       * watermark  = the highest sales _load_id already folded in (max of _max_load_id; every sales row
                      lands in exactly one (product, day) row, so this is the max _load_id of the last build);
       * new rows   = stg_sales rows with _load_id > watermark;
-      * recompute  = every (product, day) from least(min order_date of the new rows, previous max
+      * recompute  = every (product, day) from least(min earliest_order_date of the new rows, previous max
                      sales_date + 1) to the new max order_date, for every product (so a new latest date
-                     also zero-fills products that did not sell, and new products appear);
+                     also zero-fills products that did not sell, and new products appear; a correction
+                     is a new row whose earliest_order_date covers the day its old version counted on);
       * delete+insert on (product_id, sales_date) replaces exactly those rows.
     A full refresh recomputes from the first order_date; both give identical rows (see the pytest).
 #}
@@ -57,10 +58,10 @@ bounds as (
         case
             when processed.max_sales_date is null
                 then (select min(order_date) from sales)
-            when (select min(order_date) from new_sales) is null
+            when (select min(earliest_order_date) from new_sales) is null
                 then cast({{ dbt.dateadd('day', 1, 'processed.max_sales_date') }} as date)
             else least(
-                (select min(order_date) from new_sales),
+                (select min(earliest_order_date) from new_sales),
                 cast({{ dbt.dateadd('day', 1, 'processed.max_sales_date') }} as date)
             )
         end as window_start,
@@ -82,9 +83,11 @@ spine as (
 
 product_first_sale as (
 
+    -- over every version of its lines, so a correction that moves a line later leaves a zero day behind
+    -- instead of a row an incremental build could not remove
     select
         product_id,
-        min(order_date) as first_sale_date
+        min(earliest_order_date) as first_sale_date
     from sales
     group by product_id
 

@@ -1,7 +1,9 @@
--- Implicit-feedback matrix for the recommender: one row per (user, product) the user interacted with.
--- score = sum(weight * 2^(-age_days / half_life_days)), age measured back from the latest event in
--- the whole clickstream (not now()), so rebuilding on the same data always gives the same scores.
+-- Implicit-feedback matrix: one row per (user, product) the user interacted with.
+-- score = sum(weight * greatest(2^(-age_days / half_life_days), min_decay)), age measured back from the
+-- user's own latest event (not now(), not the whole log's end), so rebuilding on the same data gives the
+-- same scores and a user active years before the log ends keeps a history (ml/recommend/recency.py).
 {%- set half_life_days = var('half_life_days') %}
+{%- set min_decay = var('min_decay') %}
 
 with events as (
 
@@ -9,9 +11,9 @@ with events as (
 
 ),
 
-as_of as (
+user_end as (
 
-    select max(event_at) as scored_at from events
+    select user_id, max(event_at) as scored_at from events group by user_id
 
 ),
 
@@ -23,11 +25,11 @@ aged as (
         events.interaction_type,
         events.interaction_weight,
         events.event_at,
-        as_of.scored_at,
-        cast({{ dbt.datediff('events.event_at', 'as_of.scored_at', 'second') }} as double precision)
+        user_end.scored_at,
+        cast({{ dbt.datediff('events.event_at', 'user_end.scored_at', 'second') }} as double precision)
             / 86400.0 as age_days
     from events
-    cross join as_of
+    inner join user_end on events.user_id = user_end.user_id
 
 )
 
@@ -36,7 +38,12 @@ select
     product_id,
     cast(sum(
         interaction_weight
-        * exp(-ln(cast(2 as double precision)) * age_days / cast({{ half_life_days }} as double precision))
+        * greatest(
+            -- least(): 2^-64 is already far below min_decay, and Postgres raises on exp() underflow
+            exp(-ln(cast(2 as double precision))
+                * least(age_days / cast({{ half_life_days }} as double precision), cast(64 as double precision))),
+            cast({{ min_decay }} as double precision)
+        )
     ) as double precision) as score,
     count(*) as n_events,
     max(event_at) as last_interaction_at,

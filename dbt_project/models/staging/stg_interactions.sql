@@ -1,4 +1,5 @@
--- Clickstream events, one per event_id (first delivery wins), with the implicit-feedback weight of
+-- Clickstream events, one per event_id (the latest delivery wins: ingestion loads a re-delivered event only
+-- when its values changed, as a correction), with the implicit-feedback weight of
 -- each interaction type taken from the `interaction_weights` var.
 with source as (
 
@@ -12,8 +13,8 @@ ranked as (
         *,
         row_number() over (
             partition by event_id
-            order by _load_id, _source_line
-        ) as delivery_rank
+            order by _load_id desc, _source_line desc
+        ) as version_rank
     from source
 
 ),
@@ -33,7 +34,7 @@ typed as (
         _load_id,
         _loaded_at
     from ranked
-    where delivery_rank = 1
+    where version_rank = 1
 
 )
 
