@@ -9,8 +9,8 @@ OPTIMUM_BENCH_BARE_SCORING:
 
 - `engine` (default): `serving.engine.RecommenderEngine`, the code the BentoML service calls, so the two
   servers differ only in the framework around it;
-- `package`: `RecommenderPackage.recommend(user_id, count)` on every request (pandas, milliseconds a call),
-  its frame turned into the same items.
+- `package`: `Recommender.recommend([user_id], count)` joined to the package's catalog on every request
+  (pandas, milliseconds a call), its frame turned into the same items.
 
 Like the service, the handler is `async def` and the heap is frozen after loading (gc.freeze), so a full
 collection does not walk the loaded model on every request. Benchmark use only: no /similar_items etc.
@@ -44,14 +44,12 @@ def _tracking_uri() -> str:
 
 
 def load() -> None:
-    import mlflow
-    from mlflow import MlflowClient
+    from ml.registry import ModelRegistry
 
-    uri = _tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    registry = ModelRegistry(_tracking_uri())
     # Resolve the alias once and load that version, so the version reported is the one answering.
-    version = str(MlflowClient(tracking_uri=uri).get_model_version_by_alias(MODEL_NAME, "champion").version)
-    package = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}").unwrap_python_model()
+    version = registry.champion(MODEL_NAME).version
+    package = registry.load(MODEL_NAME, version)
     state["version"], state["package"] = version, package
     if SCORING == "engine":
         from serving.engine import RecommenderEngine
@@ -72,7 +70,8 @@ def _text(value: Any) -> str | None:
 
 
 def recommend_with_package(user_id: str, count: int) -> tuple[bool, list[dict[str, Any]]]:
-    frame = state["package"].recommend(user_id, count)
+    package = state["package"]
+    frame = package.recommender.recommend([user_id], count).join(package.catalog, on="product_id")
     cold = bool(frame["cold_start"].iloc[0]) if len(frame) else False
     items = [
         {

@@ -47,11 +47,13 @@ def _label(model: Recommender) -> str:
 
 def main() -> None:
     started = time.perf_counter()
-    warehouse = Warehouse.from_settings(Settings())
+    settings = Settings()
+    warehouse = Warehouse.from_settings(settings)
     events = warehouse.query("SELECT * FROM marts.fct_interactions")[EVENT_COLUMNS]
     train_events, test_events = temporal_split(events)
     fit_events, validation_events = temporal_split(train_events)
-    fit_scores, train_scores = scores_from_events(fit_events), scores_from_events(train_events)
+    scoring = {"half_life_days": settings.half_life_days, "weights": settings.interaction_weights}
+    fit_scores, train_scores = scores_from_events(fit_events, **scoring), scores_from_events(train_events, **scoring)
 
     def scored(label: str, model: Recommender) -> dict:
         validation = evaluate(model, fit_scores, validation_events)[METRIC]

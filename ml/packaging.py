@@ -1,12 +1,13 @@
 """Champion models as MLflow pyfunc packages: what training registers and what serving loads.
 
 A package bundles the fitted model with the catalog rows serving must show (name, category, price), so a
-served answer never needs the warehouse. `predict` keeps MLflow's generic interface working; serving calls
-the typed methods through `unwrap_python_model()`.
+served answer never needs the warehouse. `predict` keeps MLflow's generic interface working; serving and
+the batch outputs call the model's own methods through `unwrap_python_model()`.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import mlflow
@@ -17,46 +18,40 @@ from ml.recommend import Recommender, UnknownItemError
 RECOMMENDER_MODEL_NAME = "optimum-recommender"
 FORECASTER_MODEL_NAME = "optimum-demand-forecaster"
 CATALOG_COLUMNS = ["product_id", "name", "category", "price"]
+OPTIONAL_CATALOG_COLUMNS = ["brand"]  # searched by /search when the products carry it
 
 
 def _catalog(products: pd.DataFrame) -> pd.DataFrame:
-    catalog = products[CATALOG_COLUMNS].drop_duplicates("product_id").copy()
+    columns = CATALOG_COLUMNS + [column for column in OPTIONAL_CATALOG_COLUMNS if column in products.columns]
+    catalog = products[columns].drop_duplicates("product_id").copy()
     catalog["product_id"] = catalog["product_id"].astype(str)
     catalog["price"] = pd.to_numeric(catalog["price"], errors="coerce").astype(float)
     return catalog.set_index("product_id")
 
 
 class RecommenderPackage(mlflow.pyfunc.PythonModel):
-    """A fitted recommender plus the product catalog; unknown users get popular items flagged cold_start."""
+    """A fitted recommender (it ranks, masks seen items, answers cold start) plus the product catalog."""
 
     def __init__(self, recommender: Recommender, products: pd.DataFrame, candidate: str):
         self.recommender = recommender
         self.catalog = _catalog(products)
         self.candidate = candidate
 
-    def _with_catalog(self, frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
-        return frame.join(self.catalog, on=id_column)
-
-    def recommend(self, user_id: str, count: int) -> pd.DataFrame:
-        """product_id, rank, score, cold_start, name, category, price for one user."""
-        frame = self.recommender.recommend([str(user_id)], count, exclude_seen=True)
-        return self._with_catalog(frame.drop(columns="user_id"), "product_id")
-
-    def recommend_many(self, user_ids: list[str], count: int) -> pd.DataFrame:
-        return self.recommender.recommend([str(u) for u in user_ids], count, exclude_seen=True)
-
-    def similar_items(self, product_id: str, count: int) -> pd.DataFrame:
-        """similar_product_id, rank, score, name, category, price; raises UnknownItemError."""
-        frame = self.recommender.similar_items(str(product_id), count)
-        return self._with_catalog(frame.drop(columns="product_id"), "similar_product_id")
-
-    def knows_product(self, product_id: str) -> bool:
-        return str(product_id) in self.catalog.index
-
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """model_input: a user_id column; params: {"count": k} (default 10)."""
         count = int((params or {}).get("count", 10))
-        return self.recommend_many(model_input["user_id"].astype(str).tolist(), count)
+        return self.recommender.recommend(model_input["user_id"].astype(str).tolist(), count)
+
+
+class HorizonTooLarge(ValueError):
+    """A forecast request past the package's horizon; `horizon` is the largest one allowed."""
+
+    def __init__(self, requested: int, horizon: int, freq: str):
+        self.requested, self.horizon, self.freq = requested, horizon, freq
+        super().__init__(
+            f"horizon {requested} is larger than the champion's forecast horizon: "
+            f"ask for 1 to {horizon} periods (freq {freq!r})"
+        )
 
 
 class ForecastPackage(mlflow.pyfunc.PythonModel):
@@ -66,33 +61,48 @@ class ForecastPackage(mlflow.pyfunc.PythonModel):
     demand class are cheap to serve as a table); requests ask for a prefix of that horizon.
     """
 
-    def __init__(self, forecast: pd.DataFrame, insights: pd.DataFrame, products: pd.DataFrame, freq: str):
+    def __init__(self, forecast: pd.DataFrame, insights: pd.DataFrame, products: pd.DataFrame, freq: str, horizon: int):
         self.forecast = forecast.copy()
         self.forecast["product_id"] = self.forecast["product_id"].astype(str)
         self.insights = insights.copy()
         self.insights["product_id"] = self.insights["product_id"].astype(str)
         self.catalog = _catalog(products)
         self.freq = freq
-        self.horizon = int(self.forecast.groupby("product_id").size().max()) if len(self.forecast) else 0
+        self.horizon = horizon  # periods forecast per product: the training's horizon
+
+    def __getstate__(self) -> dict:
+        """Pickle (register) the tables only: the per-product indexes are rebuilt on first use."""
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
+
+    @cached_property
+    def _forecast_by_product(self) -> dict[str, pd.DataFrame]:
+        ordered = self.forecast.sort_values(["product_id", "forecast_date"], kind="stable")
+        return {str(pid): rows.drop(columns="product_id") for pid, rows in ordered.groupby("product_id", sort=False)}
 
     def product_forecast(self, product_id: str, horizon: int) -> pd.DataFrame:
-        """forecast_date, yhat, yhat_lower, yhat_upper, model_name; raises UnknownItemError / ValueError."""
+        """forecast_date, yhat, yhat_lower, yhat_upper, model_name, thin_history for the first `horizon`
+        periods; raises HorizonTooLarge / UnknownItemError."""
         if horizon < 1 or horizon > self.horizon:
-            raise ValueError(f"horizon must be between 1 and {self.horizon} {self.freq} periods, got {horizon}")
-        rows = self.forecast[self.forecast["product_id"] == str(product_id)]
-        if rows.empty:
+            raise HorizonTooLarge(horizon, self.horizon, self.freq)
+        rows = self._forecast_by_product.get(str(product_id))
+        if rows is None:
             raise UnknownItemError(f"no forecast for product_id {product_id!r}: unknown or never sold")
-        return rows.sort_values("forecast_date").head(horizon).drop(columns="product_id")
+        return rows.head(horizon)
+
+    @cached_property
+    def _insights_by_product(self) -> dict[str, pd.DataFrame]:
+        return {str(pid): rows for pid, rows in self.insights.groupby("product_id", sort=False)}
 
     def product_insights(self, product_id: str | None = None) -> pd.DataFrame:
+        """Every product's alerts, or one known product's (possibly none); raises UnknownItemError."""
         if product_id is None:
             return self.insights
         if not self.knows_product(product_id):
             raise UnknownItemError(f"unknown product_id {product_id!r}")
-        return self.insights[self.insights["product_id"] == str(product_id)]
+        return self._insights_by_product.get(str(product_id), self.insights.iloc[:0])
 
     def knows_product(self, product_id: str) -> bool:
-        return str(product_id) in self.catalog.index or str(product_id) in set(self.forecast["product_id"])
+        return str(product_id) in self.catalog.index or str(product_id) in self._forecast_by_product
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """model_input: a product_id column; params: {"horizon": n} (default: the full horizon)."""

@@ -24,7 +24,10 @@ def metric_by_candidate(metrics: pd.DataFrame, metric: str, highlight: str | Non
 
 
 def backtest_plot(predictions: pd.DataFrame, product_ids: list[str], models: list[str]) -> Figure:
-    """Actuals and each model's backtest forecasts for a few products, one panel each."""
+    """Actuals and each model's backtest forecasts for a few products, one panel each.
+
+    Each model keeps one colour across its backtest windows and panels, so the legend reads true."""
+    colors = {model: f"C{i % 10}" for i, model in enumerate(models)}
     figure, axes = plt.subplots(len(product_ids), 1, figsize=(9, 2.6 * len(product_ids)), squeeze=False)
     for axis, product_id in zip(axes[:, 0], product_ids, strict=True):
         rows = predictions[predictions["product_id"] == product_id]
@@ -33,7 +36,7 @@ def backtest_plot(predictions: pd.DataFrame, product_ids: list[str], models: lis
         for model in models:
             for _, window in rows[rows["model"] == model].groupby("origin"):
                 window = window.sort_values("period_start")
-                axis.plot(window["period_start"], window["yhat"], label=model)
+                axis.plot(window["period_start"], window["yhat"], color=colors[model], label=model)
         handles, labels = axis.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
         axis.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left")

@@ -15,13 +15,20 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, field_validator
+import yaml
+from pydantic import Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 K8S_EXECUTOR_CONFIG = REPO_ROOT / "infra" / "k8s" / "executor.yaml"
+MAX_FORECAST_HORIZON = 104  # periods: two years of weeks; the serving API's limit too
+
+
+def dbt_project_vars() -> dict:
+    """The `vars` of dbt_project.yml: the domain facts dbt and the Python models share (defaults below)."""
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 
 
 class Target(StrEnum):
@@ -38,10 +45,27 @@ class ServingSettings(BaseSettings):
         60.0, ge=0, description="How often the service checks for a newly promoted champion; 0: never."
     )
     workers: int = Field(1, ge=1, description="Worker processes of the service.")
-    access_log: bool = Field(False, description="Log every request (costs about as much CPU as answering it).")
+    access_log: bool = Field(False, description="BentoML's own access log (the JSON request log is always on).")
     tracing: bool = Field(False, description="OpenTelemetry spans on the API routes.")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="Larger request bodies are refused with 413.")
+    max_json_depth: int = Field(8, ge=2, description="Deeper JSON nesting in a request is refused with 400.")
+    max_json_items: int = Field(256, ge=1, description="Longer JSON arrays/objects in a request: 400.")
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
+    rate_per_second: float = Field(
+        200.0, gt=0, description="Requests per second one token (or one client address) may sustain."
+    )
+    rate_burst: int = Field(400, ge=1, description="Requests one token may send at once before 429.")
+    max_queue_seconds: float = Field(
+        0.5, gt=0, description="While a worker is this far behind, new requests get 503 + Retry-After."
+    )
+    cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
+    search_personal_weight: float = Field(
+        0.3, ge=0, le=1, description="Share of a known customer's recommender score in the search ranking."
+    )
+
+    @property
+    def cors_allow_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 class LandingSettings(BaseSettings):
@@ -85,7 +109,9 @@ class Settings(BaseSettings):
         description="The MLflow UI asset metadata links runs to (`make mlflow-ui`); a tracking server is its own.",
     )
     forecast_freq: Literal["D", "W", "M"] = Field("W", description="Demand forecast grain.")
-    forecast_horizon: int = Field(8, ge=1, le=104, description="Forecast periods after the data's last period.")
+    forecast_horizon: int = Field(
+        8, ge=1, le=MAX_FORECAST_HORIZON, description="Forecast periods after the data's last period."
+    )
     forecast_prophet_top_n: int = Field(20, ge=0, description="Prophet runs on this many top sellers (slow).")
     forecast_calendar: Literal["auto", "aggregated", "order_lines"] = Field(
         "auto",
@@ -96,6 +122,18 @@ class Settings(BaseSettings):
     executor: Literal["default", "k8s"] = Field(
         "default",
         description="k8s: every step is a Kubernetes Job (infra/k8s/executor.yaml); default: see definitions.",
+    )
+    environment: Literal["embedded", "production"] = Field(
+        "embedded", description="production: every API call needs a token (`optimum token create`)."
+    )
+    interaction_weights: dict[str, PositiveInt] = Field(
+        default_factory=lambda: dict(dbt_project_vars()["interaction_weights"]),
+        description="Implicit-feedback weight of each interaction type (whole numbers; default: dbt_project.yml).",
+    )
+    half_life_days: float = Field(
+        default_factory=lambda: float(dbt_project_vars()["half_life_days"]),
+        gt=0,
+        description="An interaction loses half its weight every this many days (default: dbt_project.yml).",
     )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
@@ -169,6 +207,11 @@ class Settings(BaseSettings):
         if self.target is Target.POSTGRES:
             env |= {f"OPTIMUM_PG_{key.upper()}": value for key, value in self.pg.items()}
         return env
+
+    def dbt_vars(self) -> dict:
+        """The domain facts handed to every dbt invocation (`--vars`), so the score mart and the Python
+        models' own scoring (ml.recommend.scores_from_events) always use the same numbers."""
+        return {"interaction_weights": self.interaction_weights, "half_life_days": self.half_life_days}
 
     def as_env(self) -> dict[str, str]:
         """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""

@@ -19,6 +19,7 @@ import pandas as pd
 from optimum.settings import REPO_ROOT, Settings, Target
 from orchestration import processes
 from orchestration.processes import Server
+from serving.auth import SCOPES
 
 # The demo site is our own static server on loopback, so the scraper may go faster than on the web.
 DEMO_SITE_REQUESTS_PER_SECOND = 100.0
@@ -174,6 +175,8 @@ def kill_abandoned_mlflow_runs(settings: Settings) -> int:
 
 
 def _execute(settings: Settings, job_name: str, instance) -> bool:
+    import dagster as dg
+
     from orchestration import narrative
     from orchestration.dbt import WAREHOUSE_GROUP
     from orchestration.definitions import build_definitions
@@ -206,7 +209,8 @@ def _execute(settings: Settings, job_name: str, instance) -> bool:
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
             evaluation = event.event_specific_data
-            print(f"{'':12}check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
+            outcome = "warned" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed"
+            print(f"{'':12}check {outcome}: {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
     if not result.success:
         tail = narrative.plain(printed.getvalue()).strip().splitlines()[-60:]
         print("\n".join(["dbt's last lines:", *tail]) if tail else "", file=sys.stderr)
@@ -525,6 +529,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from serving.auth import TokenExists, create_token, token_store
+
+    store = token_store(_settings(args))
+    try:
+        token = create_token(store, args.name, args.scope)
+    except (TokenExists, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(token)
+    print(
+        f"token {args.name!r} (scope {args.scope}) stored as its SHA-256 in {store.describe()}; "
+        "this is the only time it is shown. Send it as `Authorization: Bearer <token>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -576,6 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_target(commands.add_parser("serve", help="serve the champion models (BentoML)"))
     serve.add_argument("--port", type=int, default=SERVING_PORT)
     serve.set_defaults(func=cmd_serve)
+
+    token = commands.add_parser("token", help="API tokens of the serving API")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = with_target(token_commands.add_parser("create", help="create a token, print it once, store its hash"))
+    create.add_argument("name", help="who the token is for (logged with each request; the token never is)")
+    create.add_argument("--scope", choices=list(SCOPES), default="predict")
+    create.set_defaults(func=cmd_token_create)
 
     mlflow_ui = with_target(commands.add_parser("mlflow-ui", help="MLflow UI on the platform's tracking store"))
     mlflow_ui.add_argument("--port", type=int, default=MLFLOW_PORT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -62,7 +63,8 @@ def ensure_manifest(settings: Settings, project: DbtProject = dbt_project) -> No
     """Parse the project when needed, so a fresh clone and an edited model both load without a manual step."""
     if manifest_is_stale(project):
         with dbt_environment(settings):
-            dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+            args = ["parse", "--quiet", "--vars", json.dumps(settings.dbt_vars())]
+            dbt_cli(project).cli(args, target_path=project.target_path).wait()
 
 
 class OptimumDbtTranslator(DagsterDbtTranslator):

@@ -1,17 +1,20 @@
-"""Plain MLflow behind a small resource: one tracking URI and experiments whose artifacts land where settings say."""
+"""Plain MLflow behind a small resource: one tracking URI, the model registry on it, and experiments whose
+artifacts land where settings say."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import cached_property
 
 import mlflow
-from mlflow import MlflowClient
 
+from ml.registry import ModelRegistry
 from optimum.settings import Settings
 
 os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # models are logged offline
+
+# The MLflow UI opens an experiment of this kind on its runs (not on the GenAI traces view).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class MlflowTracking:
@@ -21,26 +24,26 @@ class MlflowTracking:
         # A local store keeps artifacts under OPTIMUM_HOME; a server decides for itself.
         self.artifact_root = settings.mlflow_artifacts_dir if not settings.mlflow_tracking_uri else None
 
-    def activate(self) -> None:
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.tracking_uri)
 
     def experiment_id(self, name: str) -> str:
-        self.activate()
-        client = MlflowClient()
+        """The experiment's id, created (and tagged) on first use. Training logs through MLflow's fluent API,
+        so this also points the process at the tracking URI (the registry never depends on that)."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        client = self.registry.client
         experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        location = (self.artifact_root / name).as_uri() if self.artifact_root else None
-        return client.create_experiment(name, artifact_location=location)
+        if experiment is None:
+            location = (self.artifact_root / name).as_uri() if self.artifact_root else None
+            experiment_id = client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        else:
+            experiment_id = experiment.experiment_id
+            for key, value in EXPERIMENT_KIND.items():
+                if experiment.tags.get(key) != value:
+                    client.set_experiment_tag(experiment_id, key, value)
+        return experiment_id
 
-    @contextmanager
-    def start_run(self, experiment: str, run_name: str) -> Iterator[mlflow.ActiveRun]:
-        mlflow.set_experiment(experiment_id=self.experiment_id(experiment))  # nested runs land beside the parent
-        with mlflow.start_run(run_name=run_name) as run:
-            yield run
-
-    def run_link(self, run: mlflow.ActiveRun) -> str:
+    def run_link(self, experiment_id: str, run_id: str) -> str:
         """The run's page in the MLflow UI: the tracking server's, or the one `make mlflow-ui` starts."""
-        info = run.info
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{info.run_id}"
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -89,11 +89,11 @@ class _PostgresConnection(Connection):
 
     def execute(self, sql, params=()):
         with self._con.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)
+            cur.execute(sql.replace("?", "%s"), params or None)  # None: a literal % needs no escaping
 
     def query(self, sql, params=()):
         with self._con.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)
+            cur.execute(sql.replace("?", "%s"), params or None)  # None: a literal % needs no escaping
             rows = cur.fetchall()
             columns = [d.name for d in cur.description]
         return pd.DataFrame.from_records(rows, columns=columns)
@@ -131,8 +131,6 @@ def _sql_type(dtype) -> str:
 class Warehouse(ABC):
     """Opens short transactions; DuckDB allows one writer per file, so nothing holds a connection open."""
 
-    target: Target
-
     @staticmethod
     def from_settings(settings: Settings) -> Warehouse:
         if settings.target is Target.POSTGRES:
@@ -147,11 +145,6 @@ class Warehouse(ABC):
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
         with self.transaction() as conn:
             return conn.query(sql, params)
-
-    def table_exists(self, schema: str, table: str) -> bool:
-        sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-        with self.transaction() as conn:
-            return conn.scalar(sql, (schema, table)) > 0
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Swap a whole table for the frame in one transaction (batch outputs are rebuilt, never appended)."""
@@ -179,7 +172,6 @@ class Warehouse(ABC):
 
 
 class DuckDBWarehouse(Warehouse):
-    target = Target.DUCKDB
     LOCK_WAIT_S = 120.0  # another process (an overlapping run, dbt) holds the file: wait this long for it
 
     def __init__(self, path: Path):
@@ -211,8 +203,6 @@ class DuckDBWarehouse(Warehouse):
 
 
 class PostgresWarehouse(Warehouse):
-    target = Target.POSTGRES
-
     def __init__(self, dsn: str):
         self.dsn = dsn
 

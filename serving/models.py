@@ -2,35 +2,29 @@
 
 Training registers `ml.packaging.RECOMMENDER_MODEL_NAME` and `FORECASTER_MODEL_NAME` and points the
 `champion` alias at the version to serve. `load_champions` resolves the alias to a version once and loads
-exactly that version (so the version served and the version reported never disagree, even if training
-moves the alias in between). A model with no champion, or one that fails to load, comes back as None
-with the reason in `Champions.missing`: the service still starts and answers 503 for what it lacks.
+exactly that version through `ml.registry.ModelRegistry` (so the version served and the version reported
+never disagree, even if training moves the alias in between). A model with no champion, or one that fails
+to load, comes back as None with the reason in `Champions.missing`: the service still starts and answers
+503 for what it lacks.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from ml.registry import CHAMPION, ModelRegistry, missing_sqlite_store
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
 
-CHAMPION_ALIAS = "champion"
-
-# The typed methods serving calls on each unwrapped python model (see ml/packaging.py).
-REQUIRED_METHODS = {
-    RECOMMENDER_MODEL_NAME: ("recommend", "similar_items", "knows_product"),
-    FORECASTER_MODEL_NAME: ("product_forecast", "product_insights", "knows_product"),
-}
+MODEL_NAMES = (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME)
 
 
 @dataclass(frozen=True)
 class Champion:
-    """One loaded champion: the registered name and version and the unwrapped python model."""
+    """One loaded champion: the registered name and version, the MLflow run that logged it, the python model."""
 
     name: str
     version: str
@@ -55,61 +49,25 @@ class Champions:
         return {RECOMMENDER_MODEL_NAME: self.recommender, FORECASTER_MODEL_NAME: self.forecaster}.get(name)
 
     def versions(self) -> dict[str, str | None]:
-        return {name: (c.version if (c := self.get(name)) else None) for name in REQUIRED_METHODS}
+        return {name: (c.version if (c := self.get(name)) else None) for name in MODEL_NAMES}
 
 
 class NoChampion(LookupError):
     """The registry has no model version behind `name@champion` (or no registry yet)."""
 
 
-def _missing_sqlite_file(tracking_uri: str) -> Path | None:
-    """The database file of a sqlite:/// store that does not exist yet (nothing trained); else None.
-
-    Checked before connecting, because opening a SQLite store creates and migrates the file: serving
-    must not create the registry as a side effect of looking for a champion."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme != "sqlite" or not parsed.path or parsed.path == "/:memory:":
-        return None
-    path = Path(unquote(parsed.path[1:]))  # SQLAlchemy: sqlite:///relative.db, sqlite:////absolute.db
-    return None if path.exists() else path
-
-
-def champion_version(client: Any, name: str) -> tuple[str, str | None]:
-    """(version, run_id) the alias points at; raises NoChampion when there is none."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise NoChampion(f"no model version of {name!r} has the alias {CHAMPION_ALIAS!r}") from error
-        raise
-    return str(version.version), version.run_id
-
-
-def load_champion(tracking_uri: str, name: str, previous: Champion | None = None) -> Champion:
+def load_champion(registry: ModelRegistry, name: str, previous: Champion | None = None) -> Champion:
     """Load `name@champion`; returns `previous` untouched when the alias still points at its version."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    if (path := _missing_sqlite_file(tracking_uri)) is not None:
+    if (path := missing_sqlite_store(registry.tracking_uri)) is not None:
         raise NoChampion(f"the model registry {path} does not exist yet: nothing has been trained")
-    version, run_id = champion_version(MlflowClient(tracking_uri=tracking_uri), name)
-    if previous is not None and previous.version == version:
+    current = registry.champion(name)
+    if current is None:
+        raise NoChampion(f"no model version of {name!r} has the alias {CHAMPION!r}")
+    if previous is not None and previous.version == current.version:
         return previous
-    # models:/ URIs resolve against the process-wide tracking URI; one set by the caller is put back after.
-    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    finally:
-        if before is not None:
-            mlflow.set_tracking_uri(before)
-    absent = [method for method in REQUIRED_METHODS[name] if not callable(getattr(model, method, None))]
-    if absent:
-        raise TypeError(f"{name} version {version} is a {type(model).__name__}, which lacks {absent}")
-    logger.info("loaded champion %s version %s", name, version)
-    return Champion(name=name, version=version, model=model, run_id=run_id)
+    model = registry.load(name, current.version)
+    logger.info("loaded champion %s version %s (MLflow run %s)", name, current.version, current.run_id)
+    return Champion(name=name, version=current.version, model=model, run_id=current.run_id)
 
 
 def load_champions(tracking_uri: str, previous: Champions | None = None) -> Champions:
@@ -117,12 +75,13 @@ def load_champions(tracking_uri: str, previous: Champions | None = None) -> Cham
 
     With `previous`, a champion whose alias has not moved is reused instead of loaded again, so this is
     also the periodic refresh."""
+    registry = ModelRegistry(tracking_uri)
     loaded: dict[str, Champion | None] = {}
     missing: dict[str, str] = {}
-    for name in REQUIRED_METHODS:
+    for name in MODEL_NAMES:
         before = previous.get(name) if previous is not None and previous.tracking_uri == tracking_uri else None
         try:
-            loaded[name] = load_champion(tracking_uri, name, before)
+            loaded[name] = load_champion(registry, name, before)
         except NoChampion as error:
             loaded[name], missing[name] = None, str(error)
         except Exception as error:  # registry unreachable, broken artifact: serve what we have, say why
@@ -130,7 +89,7 @@ def load_champions(tracking_uri: str, previous: Champions | None = None) -> Cham
             # Keep serving the champion already loaded rather than dropping it on a transient failure.
             loaded[name] = before
             if before is None:
-                missing[name] = f"could not load {name}@{CHAMPION_ALIAS}: {type(error).__name__}: {error}"
+                missing[name] = f"could not load {name}@{CHAMPION}: {type(error).__name__}: {error}"
     return Champions(
         tracking_uri=tracking_uri,
         recommender=loaded[RECOMMENDER_MODEL_NAME],

@@ -162,7 +162,7 @@ def _hand_built_forecast(products: pd.DataFrame, daily: pd.DataFrame) -> tuple[p
 def forecast_package(products: pd.DataFrame, forecast: pd.DataFrame, insights: pd.DataFrame):
     from ml.packaging import ForecastPackage
 
-    return ForecastPackage(forecast, insights, products, FREQ)
+    return ForecastPackage(forecast, insights, products, FREQ, HORIZON)
 
 
 # --- the MLflow store -----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ prices are unknown too, so the horizon assumes list price and no promotion after
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -67,6 +69,11 @@ class LightGBMGlobalForecaster(Forecaster):
         )
         # Periods before a cell that its features read: the longest lag, or the widest window before lag 1.
         self._context = max(max(LAGS[freq]), max(WINDOWS[freq]) + 1)
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        tree = {key: value for key, value in self.params.items() if key not in ("n_jobs", "verbose")}
+        return {"freq": self.freq, "promo_ratio": self.promo_ratio, **tree}
 
     def _fit(self, history: pd.DataFrame) -> None:
         self._ids, self._periods, quantity = quantity_matrix(history)

@@ -8,8 +8,10 @@ percentile) for every model, and predict() guarantees 0 <= yhat_lower <= yhat <=
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,13 @@ class Forecaster(ABC):
         check_freq(freq)
         self.freq = freq
         self._last_period: pd.Timestamp | None = None
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor arguments that are plain values (for experiment tracking; frames and members left out)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        values = {name: getattr(self, name, None) for name in names}
+        return {name: value for name, value in values.items() if isinstance(value, str | int | float | bool)}
 
     def fit(self, history: pd.DataFrame) -> Forecaster:
         """Learn from the history; the forecast horizon starts after its last period."""
@@ -157,6 +166,11 @@ class EnsembleForecaster(Forecaster):
         if len(self.weights) != len(self.members) or min(self.weights) < 0 or sum(self.weights) <= 0:
             raise ValueError("weights must be one non-negative number per member, not all zero")
         self.name = name
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        weights = dict(zip((m.name for m in self.members), self.weights, strict=True))
+        return {"freq": self.freq, **{f"weight.{name}": weight for name, weight in weights.items()}}
 
     def _fit(self, history: pd.DataFrame) -> None:
         for member in self.members:

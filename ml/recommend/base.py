@@ -92,14 +92,11 @@ class Recommender(ABC):
         parts = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))]
         for start in range(0, len(known), USER_BATCH):
             batch = known[start : start + USER_BATCH]
-            scores = self.score_all(positions[batch]).astype(np.float64)
-            if exclude_seen:
-                scores[data.seen_mask(positions[batch])] = -np.inf
-            items, values = top_k(scores, k)
+            items, values = self.top_items(positions[batch], k, exclude_seen)
             parts.append((np.repeat(batch, items.shape[1]), items.ravel(), values.ravel()))
         if len(cold):
-            items, values = top_k(data.item_popularity()[None, :], k)
-            parts.append((np.repeat(cold, items.shape[1]), np.tile(items[0], len(cold)), np.tile(values[0], len(cold))))
+            items, values = self.popular_items(k)
+            parts.append((np.repeat(cold, len(items)), np.tile(items, len(cold)), np.tile(values, len(cold))))
         order, items, values = (np.concatenate(column) for column in zip(*parts, strict=True))
 
         keep = np.isfinite(values)  # -inf: seen items filling up a list longer than the unseen catalogue
@@ -115,11 +112,26 @@ class Recommender(ABC):
         frame.insert(2, "rank", frame.groupby("_order").cumcount() + 1)
         return frame.drop(columns="_order").reset_index(drop=True)
 
-    def similar_items(self, product_id: str, k: int) -> pd.DataFrame:
-        """The k items most similar to `product_id`: product_id, similar_product_id, rank, score.
+    def top_items(self, user_indices: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices and scores of the k best items for each matrix row, best first, shape (n, k).
 
-        Raises UnknownItemError for a product the model was not fitted on.
-        """
+        With exclude_seen, items the user already touched score -inf: they only pad a row that has fewer
+        than k unseen items, and every caller stops at the first non-finite score."""
+        data = self._fitted()
+        scores = np.asarray(self.score_all(user_indices), dtype=np.float64).reshape(len(user_indices), -1)
+        if exclude_seen:
+            scores[data.seen_mask(user_indices)] = -np.inf
+        return top_k(scores, k)
+
+    def popular_items(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices and popularity of the k most popular items: the cold-start answer."""
+        items, values = top_k(self._fitted().item_popularity()[None, :], k)
+        return items[0], values[0]
+
+    def similar_top(self, product_id: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices and similarity of the (up to) k items most similar to `product_id`, best first.
+
+        Raises UnknownItemError for a product the model was not fitted on."""
         data = self._fitted()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -130,7 +142,15 @@ class Recommender(ABC):
         similarities[item] = -np.inf
         items, values = top_k(similarities[None, :], k)
         keep = np.isfinite(values[0])
-        items, values = items[0][keep], values[0][keep]
+        return items[0][keep], values[0][keep]
+
+    def similar_items(self, product_id: str, k: int) -> pd.DataFrame:
+        """The k items most similar to `product_id`: product_id, similar_product_id, rank, score.
+
+        Raises UnknownItemError for a product the model was not fitted on.
+        """
+        items, values = self.similar_top(product_id, k)
+        data = self._fitted()
         return pd.DataFrame(
             {
                 "product_id": str(product_id),

@@ -5,6 +5,8 @@ them (DuckDB or PostgreSQL) and the descriptions from the dbt YAML, so the asset
 table holds.
 """
 
+import json
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
@@ -30,7 +32,7 @@ def build_warehouse_assets() -> dg.AssetsDefinition:
         warehouse: dg.ResourceParam[Warehouse],
     ):
         with dbt_environment(settings):
-            invocation = dbt.cli(["build"], context=context)
+            invocation = dbt.cli(["build", "--vars", json.dumps(settings.dbt_vars())], context=context)
         # DuckDB admits one process per file, so the tables are read once dbt has exited.
         events = list(invocation.stream())
         for event in events:

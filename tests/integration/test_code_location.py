@@ -44,10 +44,16 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     manifest = json.loads(dbt_project.manifest_path.read_text())
     dbt_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     assert dbt_tests <= checks, dbt_tests - checks  # singular tests with several refs too
-    assert {s.cron_schedule for s in definitions.schedules} == {"0 2 * * *", "0 4 * * 0", "0 3 * * *"}
+    assert {(s.name, s.job_name, s.cron_schedule) for s in definitions.schedules} == {
+        ("daily_ingest", "ingest_and_warehouse", "0 2 * * *"),
+        ("weekly_refresh", "refresh_everything", "0 4 * * 0"),
+        ("nightly_backup", "nightly_backup", "0 3 * * *"),
+    }
     everything = definitions.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
     assert dg.AssetKey("backup") not in everything, "the backup runs on its own schedule, not in refresh runs"
-    assert definitions.resolve_job_def("ingest_and_warehouse") is not None
+    daily = definitions.resolve_job_def("ingest_and_warehouse").asset_layer.selected_asset_keys
+    assert dg.AssetKey(["marts", "fct_sales_daily"]) in daily
+    assert not [key for key in daily if graph.get(key).group_name == "ml"], "the daily job trains nothing"
 
 
 def test_cli_generates_runs_and_records_the_run_in_the_embedded_instance(tmp_path, monkeypatch, capsys):

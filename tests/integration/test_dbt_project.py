@@ -18,6 +18,7 @@ machine without PostgreSQL, a failure in CI).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
 
+from ml.recommend import scores_from_events
 from optimum.settings import DBT_PROJECT_DIR, Settings
 from orchestration.dbt import dbt_environment
 from orchestration.landing.raw_tables import RAW_COLUMNS, ensure_raw_schema, qualified
@@ -297,11 +299,19 @@ def warehouse(settings: Settings) -> Warehouse:
 
 @pytest.fixture
 def dbt(settings: Settings, tmp_path) -> Callable[..., None]:
+    return _dbt_runner(settings, tmp_path)
+
+
+def _dbt_runner(settings: Settings, tmp_path) -> Callable[..., None]:
+    """`dbt <args>` in process, with the settings' profile variables and --vars, as the asset runs it."""
+
     def run(*args: str) -> None:
         with dbt_environment(settings):
             result = dbtRunner().invoke(
                 [
                     *args,
+                    "--vars",
+                    json.dumps(settings.dbt_vars()),
                     "--project-dir",
                     str(DBT_PROJECT_DIR),
                     "--profiles-dir",
@@ -419,3 +429,27 @@ def test_dbt_build_empty_then_incremental_matches_full_refresh(warehouse: Wareho
     pd.testing.assert_frame_equal(
         warehouse.query("select * from marts.fct_interactions order by event_id"), interactions
     )
+
+
+@pytest.mark.timeout(120)
+def test_python_scoring_matches_the_score_mart(tmp_path) -> None:
+    """Weights and half-life come from one place (settings, handed to dbt as --vars): ml's scores_from_events
+    and marts.user_item_scores agree on the same events. Non-default values, so a stale copy would show."""
+    weights = {"view": 1, "like": 4, "cart": 6, "purchase": 11}
+    settings = Settings(home=tmp_path / "state", target="duckdb", half_life_days=7.5, interaction_weights=weights)
+    warehouse = Warehouse.from_settings(settings)
+    with warehouse.transaction() as conn:
+        ensure_raw_schema(conn)
+    for batch in (BATCH_1, BATCH_2):
+        _load(warehouse, batch)
+    _dbt_runner(settings, tmp_path)("build", "--select", "+user_item_scores")
+
+    events = warehouse.query("select * from marts.fct_interactions")
+    assert set(events["interaction_type"]) == set(weights), "every weight is exercised"
+    python = scores_from_events(events, settings.half_life_days, settings.interaction_weights)
+    mart = warehouse.query("select * from marts.user_item_scores order by user_id, product_id")
+    assert len(mart) == len(python) > 0
+    merged = mart.merge(python, on=["user_id", "product_id"], suffixes=("_dbt", "_python"), validate="1:1")
+    assert merged["score_dbt"].to_numpy() == pytest.approx(merged["score_python"].to_numpy(), rel=1e-9)
+    assert (merged["n_events_dbt"] == merged["n_events_python"]).all()
+    assert (merged["has_purchased_dbt"] == merged["has_purchased_python"]).all()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
 
 import dagster as dg
-import mlflow
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
@@ -32,7 +34,7 @@ def _ml_settings(tmp, demo, **values):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, small_demo):
-    """Two runs of the whole graph on the same data: the second must not move the champion."""
+    """Two runs of the whole graph on the same data: the second must train and register nothing."""
     settings = _ml_settings(tmp_path_factory.mktemp("ml"), small_demo)
     first = run_job(settings)
     second = run_job(settings)
@@ -40,7 +42,6 @@ def trained(tmp_path_factory, small_demo):
 
 
 def _champion(settings, name):
-    mlflow.set_tracking_uri(settings.tracking_uri)
     return MlflowClient(settings.tracking_uri).get_model_version_by_alias(name, "champion")
 
 
@@ -58,18 +59,23 @@ def test_training_registers_and_promotes_the_first_models(trained):
         assert champion.tags["promotion.decision"] == "promoted"
 
 
-def test_same_data_does_not_move_the_champion(trained):
+def test_unchanged_data_registers_nothing_and_says_so(trained):
     settings, _, second = trained
     assert second.success
     checks = check_results(second)
-    assert checks["recommender/promoted_to_champion"] is False
+    assert checks["recommender/promoted_to_champion"] is True
+    assert checks["demand_forecaster/promoted_to_champion"] is True
+    assert checks["recommender/beats_popularity"] is True, "the stored evaluation answers the guard"
+    outcomes = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata["outcome"].value
+        for e in second.get_asset_materialization_events()
+        if e.asset_key.to_user_string() in ("recommender", "demand_forecaster")
+    }
+    assert outcomes == {"recommender": "unchanged", "demand_forecaster": "unchanged"}
     client = MlflowClient(settings.tracking_uri)
     for name in (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME):
+        assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
         assert str(_champion(settings, name).version) == "1"
-        challenger = client.get_model_version_by_alias(name, "challenger")
-        assert str(challenger.version) == "2"
-        assert challenger.tags["promotion.decision"] == "kept"
-        assert "same data" in challenger.tags["promotion.reason"]
 
 
 def test_mlflow_runs_have_nested_candidates_metrics_and_figures(trained):
@@ -88,6 +94,19 @@ def test_mlflow_runs_have_nested_candidates_metrics_and_figures(trained):
     figures = {"mase_by_model.png", "backtest.png", "feature_importance.png"}
     assert figures <= {a.path for a in client.list_artifacts(forecaster_run.info.run_id)}
     assert recommender_run.inputs.dataset_inputs, "the training data snapshot is logged"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development", "the UI opens on the runs"
+    forecaster_children = {
+        r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == forecaster_run.info.run_id
+    }
+    assert forecaster_children["prophet"].data.params["top_n"] == "2"
+    assert forecaster_children["prophet"].data.tags["scored_on"].startswith("only "), "a subset says so"
+    assert forecaster_children["seasonal_naive"].data.tags["scored_on"].startswith("all ")
+    assert forecaster_children["lightgbm"].data.params["n_estimators"] == "200"
+    for name in (RECOMMENDER_MODEL_NAME, FORECASTER_MODEL_NAME):
+        model_dir = Path(urlparse(client.get_model_version_download_uri(name, "1")).path)
+        mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+        assert mlmodel["signature"]["inputs"] and mlmodel["signature"]["params"]
+        assert (model_dir / mlmodel["saved_input_example_info"]["artifact_path"]).exists()
 
 
 def test_batch_outputs_cover_every_user_and_product(trained):
