@@ -8,8 +8,19 @@ import yaml
 from optimum.settings import K8S_EXECUTOR_CONFIG, Settings, Target
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
+from orchestration.assets.monitoring import build_monitoring_assets
 from orchestration.assets.operations import operations_assets
 from orchestration.assets.warehouse import build_warehouse_assets
+from orchestration.automation import (
+    alert_on_run_failure,
+    automation_sensor,
+    ingest_landing_job,
+    landing_sensor,
+    monthly_retrain_schedule,
+    refresh_monitoring_job,
+    retrain_job,
+    retrain_on_evidence,
+)
 from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import backup_schedule, jobs, schedules
@@ -21,10 +32,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
     ensure_manifest(settings)
     return dg.Definitions(
-        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *operations_assets],
+        assets=[
+            *ingest_assets,
+            build_warehouse_assets(),
+            *ml_assets,
+            *build_monitoring_assets(settings),
+            *operations_assets,
+        ],
         asset_checks=expectation_checks,
-        jobs=jobs,
-        schedules=[*schedules, backup_schedule(settings.backup_cron)],
+        jobs=[*jobs, ingest_landing_job, retrain_job, refresh_monitoring_job],
+        schedules=[*schedules, monthly_retrain_schedule, backup_schedule(settings.backup_cron)],
+        sensors=[landing_sensor, automation_sensor, retrain_on_evidence, alert_on_run_failure],
         executor=step_executor(settings),
         resources={
             "settings": settings,
