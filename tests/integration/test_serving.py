@@ -36,7 +36,7 @@ from tests.serving_fixtures import (
     wait_until_up,
 )
 
-ROUTES = ["/recommend", "/similar_items", "/forecast", "/insights", "/search"]
+ROUTES = ["/recommend", "/similar_items", "/forecast", "/insights", "/search", "/leads", "/score_lead"]
 
 
 # --- servers --------------------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def test_openapi_lists_the_routes(client):
         assert "post" in spec["paths"][route], route
         assert "503" in spec["paths"][route]["post"]["responses"], route
     invalid = client.post("/recommend", json={"user_id": ""}).json()["error"]
-    assert invalid == "the request body is not valid: see detail"  # no Python class name
+    assert invalid == "1 validation error for recommend request"  # the request in words, no Python class name
     page = client.get("/")  # the Swagger UI page
     assert page.status_code == 200 and "<title>Optimum serving API</title>" in page.text
     docs = client.get("/docs", follow_redirects=True)
@@ -369,6 +369,8 @@ def test_without_champions_the_server_is_live_not_ready(empty_server, empty_home
             ("/similar_items", {"product_id": "P001"}),
             ("/forecast", {"product_id": "P001", "horizon": 1}),
             ("/insights", {}),
+            ("/leads", {}),
+            ("/score_lead", {"name": "Smith Motors"}),
         ]:
             response = client.post(path, json=body)
             assert response.status_code == 503, response.text
