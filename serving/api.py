@@ -164,7 +164,8 @@ def unknown_product(product_id: str, what: str) -> Answer:
 
 
 def openapi30(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema in OpenAPI 3.0 terms: $defs inlined, `X | None` as nullable."""
+    """The model's JSON schema in OpenAPI 3.0 terms: $defs inlined, `X | None` as nullable (null listed in
+    an enum)."""
     schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
 
@@ -181,6 +182,8 @@ def openapi30(model: type[BaseModel]) -> dict[str, Any]:
             rest = [option for option in options if option != {"type": "null"}]
             node.pop("anyOf")
             base = rest[0] if len(rest) == 1 else {"anyOf": rest}
+            if "enum" in base:  # OpenAPI 3.0: `nullable` does not extend an enum, null must be listed
+                base = {**base, "enum": [*base["enum"], None]}
             node = {**base, **node, "nullable": True}
         return node
 

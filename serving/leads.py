@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from serving.models import Champion
 
@@ -51,6 +51,8 @@ class ScoreLeadRequest(BaseModel):
 
 
 class Lead(BaseModel):
+    """A row of marts.scored_leads; its timestamps are UTC (the warehouse keeps them without a zone)."""
+
     lead_key: str
     name: str | None
     category: str | None
@@ -68,6 +70,12 @@ class Lead(BaseModel):
     missing_from_recent_scrapes: bool | None
     lead_score: int
     score_reasons: str
+
+    @field_validator("status_changed_at", "first_seen_at", "last_seen_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Answered with their zone (`...Z`), as the spec's date-time format requires."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class LeadsResponse(BaseModel):
