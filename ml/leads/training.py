@@ -24,8 +24,8 @@ from ml.leads.outcome import (
 )
 from ml.leads.package import LEAD_SCORER_MODEL_NAME, LeadScoringPackage
 from ml.leads.score import TransparentScorer
-from ml.registry import Evaluation
-from ml.training import Trained, TrainingJob, _log_snapshot, _metric_names, training_key
+from ml.registry import Evaluation, ModelRegistry, PromotionDecision
+from ml.training import Published, Trained, TrainingJob, _log_snapshot, _metric_names, publish, training_key
 
 SCORE_BINS = [0, 20, 40, 60, 80, 101]
 EXAMPLE_COLUMNS = ["name", "category", "city", "phone_normalized", "website", "rating", "review_count", "n_sources"]
@@ -132,3 +132,34 @@ def refresh_job(
         key=training_key({"refresh_of": champion.config}, leads.astype(str), history.astype(str)),
         train=train,
     )
+
+
+def publish_lead_scorer(
+    leads: pd.DataFrame,
+    history: pd.DataFrame,
+    transparent: TransparentScorer,
+    k: int,
+    as_of: pd.Timestamp | None,
+    registry: ModelRegistry,
+    experiment_id: str,
+    tags: dict[str, str] | None = None,
+) -> tuple[Published, PromotionDecision]:
+    """Publish the run's choice; then make sure the champion serves these leads: without won/lost outcomes
+    the configured scorer serves, and a champion kept on new data is re-registered refit on them."""
+    weights = dict(transparent.weights)
+    job = lead_scorer_job(leads, history, transparent, weights, k, as_of)
+    before = registry.champion(LEAD_SCORER_MODEL_NAME)
+    published = publish(job, registry, experiment_id, tags)
+    decision = published.decision
+    if decision.outcome != "kept":
+        return published, decision
+    if math.isnan(published.evaluation.value):
+        reason = "no won/lost outcomes to compare: the configured scorer serves"
+        registry.promote_winner(LEAD_SCORER_MODEL_NAME, published.version, reason)
+        return published, PromotionDecision("promoted", reason, published.version, decision.champion_version)
+    champion = before.evaluation if before is not None else None
+    if champion is None or champion.data_fingerprint == published.evaluation.data_fingerprint:
+        return published, decision
+    rescored = job.rescore(champion.config) if champion.config != published.evaluation.config else None
+    refreshed = refresh_job(champion, rescored, published.evaluation, leads, history, weights, as_of)
+    return published, publish(refreshed, registry, experiment_id, tags).decision

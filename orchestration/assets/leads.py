@@ -5,16 +5,12 @@ The lead scorer package bundles the scorer with the scored leads, so the champio
 latest leads: when the champion's design wins, it is re-registered on the new data (a refresh).
 """
 
-import math
-
 import dagster as dg
 import pandas as pd
 
 from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.leads.score import TransparentScorer
-from ml.leads.training import lead_scorer_job, refresh_job, score_distribution
-from ml.registry import PromotionDecision
-from ml.training import publish
+from ml.leads.training import publish_lead_scorer, score_distribution
 from optimum.settings import Settings
 from orchestration.assets.ml import EXPERIMENT, _champion, _markdown, lineage_tags, mart
 from orchestration.mlflow_resource import MlflowTracking
@@ -49,27 +45,18 @@ def lead_scorer(
     leads, history, as_of = _lead_data(warehouse)
     if leads.empty:
         return dg.MaterializeResult(metadata={"skipped": "marts.dim_leads is empty"})
-    weights = settings.lead_score_weights
-    transparent = TransparentScorer(weights, tuple(settings.target_cities))
-    k = settings.lead_precision_k
-    job = lead_scorer_job(leads, history, transparent, weights, k, as_of)
-    registry = mlflow_tracking.registry
+    transparent = TransparentScorer(settings.lead_score_weights, tuple(settings.target_cities))
     experiment_id = mlflow_tracking.experiment_id(EXPERIMENT)
-    champion_before = registry.champion(LEAD_SCORER_MODEL_NAME)
-    tags = lineage_tags(context, as_of)
-    published = publish(job, registry, experiment_id, tags)
-    decision = published.decision
-    if decision.outcome == "kept":
-        if math.isnan(published.evaluation.value):  # no outcomes to compare on: the configured scorer serves
-            registry.promote_winner(LEAD_SCORER_MODEL_NAME, published.version, "no won/lost outcomes to compare")
-            decision = PromotionDecision("promoted", "no won/lost outcomes to compare", published.version, None)
-        elif (before := champion_before.evaluation if champion_before else None) is not None and (
-            before.data_fingerprint != published.evaluation.data_fingerprint
-        ):
-            # The champion bundles yesterday's leads: its design, refit on the new leads, is promoted as a refresh.
-            rescored = job.rescore(before.config) if before.config != published.evaluation.config else None
-            refreshed = refresh_job(before, rescored, published.evaluation, leads, history, weights, as_of)
-            decision = publish(refreshed, registry, experiment_id, tags).decision
+    published, decision = publish_lead_scorer(
+        leads,
+        history,
+        transparent,
+        settings.lead_precision_k,
+        as_of,
+        mlflow_tracking.registry,
+        experiment_id,
+        lineage_tags(context, as_of),
+    )
     context.log.info(f"lead scorer v{published.version}: {decision.reason}")
     summary = published.trained.summary if published.trained else {}
     metadata = {
