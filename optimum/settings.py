@@ -9,6 +9,7 @@ each depends on it, and neither on the other.
 from __future__ import annotations
 
 import json
+from datetime import date
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +51,11 @@ class ServingSettings(BaseSettings):
     max_json_depth: int = Field(8, ge=2, description="Deeper JSON nesting in a request is refused with 400.")
     max_json_items: int = Field(256, ge=1, description="Longer JSON arrays/objects in a request: 400.")
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
+    # The closed loop: POST /interactions and the prediction log go through durable spools (serving/spool.py).
+    interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
+    spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
+    spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
+    ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
     rate_per_second: float = Field(
         200.0, gt=0, description="Requests per second one token (or one client address) may sustain."
     )
@@ -132,6 +138,30 @@ class Settings(BaseSettings):
     )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
+
+    # The closed loop: forecast snapshots, monitoring thresholds, alerts, the A/B verdict.
+    snapshot_start: date = Field(date(2023, 1, 2), description="First as-of week of the forecast snapshots.")
+    snapshot_backtest_origins: int = Field(
+        2, ge=1, le=5, description="Backtest origins behind each snapshot's model choice and promised MASE."
+    )
+    accuracy_max_mase_ratio: float = Field(
+        1.5,
+        gt=0,
+        description="Accuracy check fails when a snapshot's MASE exceeds the backtest's promise by this factor.",
+    )
+    drift_max_distance: float = Field(
+        0.2, gt=0, le=1, description="Drift check fails above this Jensen-Shannon distance."
+    )
+    drift_recent_days: int = Field(
+        28, ge=7, description="Recent window compared with the window before it (data's dates)."
+    )
+    drift_reference_days: int = Field(182, ge=7, description="Reference window: the training data just before.")
+    hit_rate_window_days: int = Field(7, ge=1, description="An interaction this soon after a recommendation is a hit.")
+    hit_rate_min: float = Field(0.01, ge=0, le=1, description="Outcome check warns below this hit rate.")
+    alert_webhook_url: str = Field("", description="Alerts are also POSTed here (JSON) when set.")
+    ab_min_answers: int = Field(200, ge=1, description="Answers per arm before the A/B report decides.")
+    ab_alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the A/B z-test.")
+    ab_promote_winner: bool = Field(False, description="A challenger that wins the A/B test becomes champion.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod

@@ -375,8 +375,15 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate demo data, serve its business directory on 127.0.0.1 for the scraper, materialize everything,
-    then serve the champions and ask them what an application would."""
+    then serve the champions, ask them what an application would, and run one turn of the closed loop."""
     from orchestration.demo.generate import generate_demo_data
+    from orchestration.demo.loop import (
+        accept_live_events,
+        ingest_via_sensor,
+        print_report,
+        sensor_cursor,
+        simulate_traffic,
+    )
     from orchestration.narrative import timed
     from orchestration.scraper.static_server import serve_directory
 
@@ -402,12 +409,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     requests = demo_requests(settings)
     clock = time.perf_counter()
     log = settings.home / "logs" / "demo-serving.log"
-    with running_service(settings, args.serve_port, log=log) as base_url:
+    # Short-lived spool files, so the closed loop's events reach the landing sensor within seconds.
+    serving = settings.serving.model_copy(update={"spool_max_seconds": 2.0})
+    with running_service(settings.model_copy(update={"serving": serving}), args.serve_port, log=log) as base_url:
         answers = [(route, body, httpx.post(f"{base_url}{route}", json=body, timeout=30)) for route, body in requests]
+        cursor = sensor_cursor(settings)
+        request_ids, captured = simulate_traffic(settings, base_url)
     print(timed(time.perf_counter() - clock, f"serve: BentoML started on the champions and answered (log: {log})"))
     for route, body, response in answers:
         print(f"{'':12}POST {route} {json.dumps(body)} -> {response.status_code}")
         print(f"{'':14}{describe_answer(response.json())}")
+    clock = time.perf_counter()
+    settings = accept_live_events(settings)
+    ok = ingest_via_sensor(settings, materialize, cursor) and materialize(settings, "refresh_monitoring")
+    print(
+        timed(
+            time.perf_counter() - clock,
+            f"loop: a simulated shop got {len(request_ids)} logged answers and posted {captured} interactions; "
+            "the landing sensor ingested them and monitoring was rebuilt",
+        )
+    )
+    print_report(settings, request_ids[0])
+    if not ok:
+        print(f"\ndemo FAILED after {time.perf_counter() - started:.1f} s in the closed loop: see the errors above")
+        return 1
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s. Next:")
     print(f"  make ui    Dagster http://{HOST}:{DAGSTER_PORT}, MLflow http://{HOST}:{MLFLOW_PORT}, ", end="")
     print(f"API http://{HOST}:{args.serve_port} (Swagger UI); Ctrl-C stops all three")
@@ -502,6 +527,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print one answer's lineage: request -> model version -> MLflow run -> Dagster run -> data snapshot."""
+    from orchestration.trace import RequestNotFound, trace_request
+
+    try:
+        print("\n".join(trace_request(_settings(args), args.request_id)))
+    except RequestNotFound as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     from serving.auth import TokenExists, create_token, token_store
 
@@ -571,6 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_target(commands.add_parser("serve", help="serve the champion models (BentoML)"))
     serve.add_argument("--port", type=int, default=SERVING_PORT)
     serve.set_defaults(func=cmd_serve)
+
+    trace = with_target(commands.add_parser("trace", help="lineage of one served answer, by its request_id"))
+    trace.add_argument("request_id")
+    trace.add_argument("--landing", help="landing folder (default OPTIMUM_LANDING_DIR)")
+    trace.set_defaults(func=cmd_trace)
 
     token = commands.add_parser("token", help="API tokens of the serving API")
     token_commands = token.add_subparsers(dest="token_command", required=True)

@@ -27,6 +27,7 @@ from ml.registry import CHAMPION
 from ml.search import InvalidQuery
 from optimum.settings import MAX_FORECAST_HORIZON
 from serving.engine import ServingState
+from serving.prediction_log import new_request_id
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -130,7 +131,8 @@ def parse(body: bytes, model: type[BaseModel]) -> BaseModel:
             }
             for e in error.errors(include_url=False, include_input=False, include_context=False)
         ]
-        raise Answer(400, "the request body is not valid: see detail", detail=detail) from None
+        count = error.error_count()  # "1 validation error for recommend request": the request named in words
+        raise Answer(400, f"{count} validation error{'s' * (count != 1)} for {error.title}", detail=detail) from None
 
 
 def state() -> ServingState:
@@ -184,16 +186,17 @@ def openapi30(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def route(
-    path: str, scope: str, request_model: type[BaseModel], response_model: type[BaseModel]
+    path: str, scope: str, request_model: type[BaseModel], response_model: type[BaseModel], cacheable: bool = True
 ) -> Callable[[Callable[[bytes], Awaitable[Reply]]], ApiRoute]:
     """Register a POST route: in ROUTES for the gate, and in the FastAPI app for its spec (the 200 and
     the request body; serving/openapi.py adds every other status and the examples). Answer exceptions
-    become JSON answers, and a 200 is kept in the state's response cache."""
+    become JSON answers, and a 200 is kept in the state's response cache unless the route is not
+    `cacheable` (a logged answer has a request id and a log entry of its own every time)."""
 
     def register(handler: Callable[[bytes], Awaitable[Reply]]) -> ApiRoute:
         async def answer(body: bytes) -> Reply:
             current = state()
-            key = (path, body) if len(body) <= CACHEABLE_BODY else None
+            key = (path, body) if cacheable and len(body) <= CACHEABLE_BODY else None
             if key is not None and (hit := current.responses.get(key)) is not None:
                 return hit
             try:
@@ -234,23 +237,39 @@ def publish_limits(current: ServingState) -> None:
     horizon["maximum"] = MAX_FORECAST_HORIZON if current.forecaster is None else current.forecaster.horizon
 
 
+async def logged(endpoint: str, caller_id: str, engine, variant: str, items: list[tuple[str, Any]]) -> dict:
+    """Log the answer durably in the prediction log; the fields every logged response carries."""
+    service = api.state.service
+    champion = engine.champion
+    lineage = service.lineage.get(champion.name, champion.version, champion.run_id)
+    request_id = new_request_id()
+    await service.prediction_log.record(request_id, endpoint, caller_id, variant, lineage, items)
+    return {"request_id": request_id, "variant": variant, "lineage": lineage.as_dict()}
+
+
+def _scored(items: list[dict]) -> list[tuple[str, Any]]:
+    return [(item["product_id"], item["score"]) for item in items]
+
+
 # --- routes -------------------------------------------------------------------------------------------
 
 
-@route("/recommend", "predict", RecommendRequest, RecommendResponse)
+@route("/recommend", "predict", RecommendRequest, RecommendResponse, cacheable=False)
 async def recommend(body: bytes) -> Reply:
     """Top `count` products for a customer, best first; a customer the model never saw gets the popular
-    items, with cold_start true."""
+    items, with cold_start true. With an A/B test on, the challenger answers its share of customers."""
     ask = parse(body, RecommendRequest)
-    engine = state().recommender
-    if engine is None:
+    champion = state().recommender
+    if champion is None:
         raise no_champion(RECOMMENDER_MODEL_NAME)
+    variant, engine = api.state.service.experiment.arm(ask.user_id, champion)
     cold_start, items = engine.recommend(ask.user_id, ask.count)
     content = {"user_id": ask.user_id, "model_version": engine.version, "cold_start": cold_start, "items": items}
+    content |= await logged("/recommend", ask.user_id, engine, variant, _scored(items))
     return Reply.json(200, content, engine.version)
 
 
-@route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse)
+@route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse, cacheable=False)
 async def similar_items(body: bytes) -> Reply:
     """The `count` products most similar to one product (bought or viewed by the same customers)."""
     ask = parse(body, SimilarItemsRequest)
@@ -261,12 +280,12 @@ async def similar_items(body: bytes) -> Reply:
         items = engine.similar_items(ask.product_id, ask.count)
     except UnknownItemError:
         raise unknown_product(ask.product_id, "the recommender has no interactions with it") from None
-    return Reply.json(
-        200, {"product_id": ask.product_id, "model_version": engine.version, "items": items}, engine.version
-    )
+    content = {"product_id": ask.product_id, "model_version": engine.version, "items": items}
+    content |= await logged("/similar_items", ask.product_id, engine, "champion", _scored(items))
+    return Reply.json(200, content, engine.version)
 
 
-@route("/forecast", "predict", ForecastRequest, ForecastResponse)
+@route("/forecast", "predict", ForecastRequest, ForecastResponse, cacheable=False)
 async def forecast(body: bytes) -> Reply:
     """Demand forecast of one product for the next `horizon` periods, with its 80% interval."""
     ask = parse(body, ForecastRequest)
@@ -280,6 +299,8 @@ async def forecast(body: bytes) -> Reply:
     except UnknownItemError:
         raise unknown_product(ask.product_id, "no forecast: the product is unknown or has never sold") from None
     content = {"product_id": ask.product_id, "model_version": engine.version, "freq": engine.freq, **found}
+    periods = [(str(period["period_start"]), period["yhat"]) for period in found["periods"]]
+    content |= await logged("/forecast", ask.product_id, engine, "champion", periods)
     return Reply.json(200, content, engine.version)
 
 

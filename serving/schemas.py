@@ -80,14 +80,32 @@ class Item(BaseModel):
     rank: int
 
 
-class RecommendResponse(BaseModel):
+class Lineage(BaseModel):
+    """Where the model behind an answer came from (`optimum trace REQUEST_ID` follows the whole chain)."""
+
+    model_name: str
+    model_version: str
+    mlflow_run_id: str | None = Field(description="The MLflow run that trained and registered the model.")
+    dagster_run_id: str | None = Field(description="The Dagster run that materialized the training asset.")
+    data_as_of: str | None = Field(description="The latest event or sale in the training data.")
+
+
+class Logged(BaseModel):
+    """Fields of every logged answer: it is in raw.prediction_log under `request_id`."""
+
+    request_id: str = Field(description="Id of this answer in the prediction log.")
+    variant: str = Field(description="A/B arm that answered: champion or challenger.")
+    lineage: Lineage
+
+
+class RecommendResponse(Logged):
     user_id: str
     model_version: str
     cold_start: bool
     items: list[Item]
 
 
-class SimilarItemsResponse(BaseModel):
+class SimilarItemsResponse(Logged):
     product_id: str
     model_version: str
     items: list[Item]
@@ -100,7 +118,7 @@ class Period(BaseModel):
     yhat_upper: float | None
 
 
-class ForecastResponse(BaseModel):
+class ForecastResponse(Logged):
     product_id: str
     model_version: str
     freq: str = Field(description="Period grain: D (day), W (week starting Monday) or M (month).")

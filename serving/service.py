@@ -15,6 +15,11 @@ up without a restart. The service starts without champions too; the routes that 
 answer 503 with a JSON reason. Every answer but a 200 is JSON with an "error" string (serving/api.py
 lists the statuses per route). Deployment knobs are `Settings.serving` (OPTIMUM_SERVING_*), read when
 this module is imported, before BentoML starts its workers.
+
+The closed loop: POST /interactions records user events durably for ingestion (serving/capture.py);
+every /recommend, /similar_items and /forecast answer carries a request_id, its A/B variant and the
+lineage of its model, and is logged durably before it leaves (serving/prediction_log.py); with
+`serving.ab_challenger_share` > 0 the registry's challenger answers that share of users (serving/ab.py).
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ from starlette.middleware.cors import CORSMiddleware
 
 from optimum.settings import ServingSettings, Settings
 from serving import bentoml_patches
+from serving.ab import RecommenderExperiment
 from serving.api import ROUTES, api, publish_limits
+from serving.capture import CaptureMiddleware, InteractionCapture
 from serving.engine import ServingState
 from serving.middleware import OPEN_PATHS, ApiGateway
 from serving.models import load_champions
 from serving.openapi import OpenApiMiddleware
+from serving.prediction_log import LineageCache, PredictionLog
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
 
@@ -82,7 +90,17 @@ class RecommenderService:
         self.tracking_uri = SETTINGS.tracking_uri
         self.refresh_seconds = SETTINGS.serving.refresh_seconds
         self.versions = _version_gauge()
+        serving = SETTINGS.serving
+        self.capture = InteractionCapture(
+            SETTINGS.landing_dir, serving.interactions_max_batch, serving.spool_max_bytes, serving.spool_max_seconds
+        )
+        self.prediction_log = PredictionLog(SETTINGS.landing_dir, serving.spool_max_bytes, serving.spool_max_seconds)
+        self.spools = [self.capture.spool, self.prediction_log.spool]
+        self.lineage = LineageCache(self.tracking_uri)
+        self.experiment = RecommenderExperiment(self.tracking_uri, serving.ab_challenger_share)
         self.state = ServingState.build(load_champions(self.tracking_uri))
+        self.lineage.prime(self.state.champions)
+        self._refresh_challenger()
         self._served: dict[str, str | None] = {}
         self._log_state()
         api.state.service, api.state.settings = self, SETTINGS
@@ -90,6 +108,16 @@ class RecommenderService:
         self._stop = threading.Event()
         if self.refresh_seconds > 0:
             threading.Thread(target=self._refresh_loop, name="champion-refresh", daemon=True).start()
+        threading.Thread(target=self._rotate_loop, name="spool-rotation", daemon=True).start()
+
+    def _rotate_loop(self) -> None:
+        """Close spool files that reached their age even when no request comes, so ingestion sees them."""
+        while not self._stop.wait(1.0):
+            for spool in self.spools:
+                try:
+                    spool.rotate_if_old()
+                except OSError:
+                    logger.exception("could not close spool file in %s", spool.directory)
 
     def _log_state(self) -> None:
         publish_limits(self.state)
@@ -119,13 +147,22 @@ class RecommenderService:
         if champions.versions() != current.champions.versions():
             state = ServingState.build(champions, previous=current)
             if state.champions.versions() != current.champions.versions():
+                self.lineage.prime(state.champions)
                 self.state = state
                 self._log_state()
                 _freeze_heap()
+        self._refresh_challenger()
+
+    def _refresh_challenger(self) -> None:
+        self.experiment.refresh(self.state.champions.recommender)
+        if (challenger := self.experiment.engine) is not None:
+            self.lineage.get(challenger.champion.name, challenger.version, challenger.champion.run_id)
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        for spool in self.spools:
+            spool.close()
 
     def __is_ready__(self) -> bool:
         return self.state.champions.complete
@@ -140,7 +177,10 @@ if SETTINGS.serving.cors_allow_list:  # outside the gate, so refusals carry CORS
         expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"],
     )
 RecommenderService.add_asgi_middleware(ApiGateway, routes=ROUTES, settings=SETTINGS)
+RecommenderService.add_asgi_middleware(CaptureMiddleware, capture=lambda: bentoml.get_current_service().capture)
 RecommenderService.add_asgi_middleware(
     OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
 )
-bentoml_patches.collapse_unknown_metric_paths(frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs"}))
+bentoml_patches.collapse_unknown_metric_paths(
+    frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs", "/interactions"})
+)
