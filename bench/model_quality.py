@@ -71,7 +71,8 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
         f"{events['product_id'].nunique():,} items; served {recommender.key} ({recommender.recency.label}); "
         f"baseline {recommender.baseline}; {time.perf_counter() - started:.0f} s"
     )
-    print(table[["model", "recency", "validation_ndcg@10", "ndcg@10", "recall@20", "hr@10", "coverage@10"]].round(4))
+    columns = ["model", "recency", "validation_ndcg@10", "ndcg@10", "recall@20", "hr@10", "coverage@10"]
+    print(table[columns].round(4).to_string())
     served, baseline = table.loc[recommender.key, "ndcg@10"], table.loc[recommender.baseline, "ndcg@10"]
     ease = table.loc["ease", "ndcg@10"] if "ease" in table.index else float("nan")
     print(f"| {name} | {recommender.key} | {served:.4f} | {baseline:.4f} ({recommender.baseline}) | {ease:.4f} |")

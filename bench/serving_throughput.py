@@ -1,34 +1,34 @@
 """POST /recommend under load: the BentoML service next to a bare FastAPI/uvicorn endpoint doing the same work.
 
-Usage: .venv/bin/python bench/serving_throughput.py --home /tmp/demo-state3 [--tracking-uri URI]
-           [--duration 20] [--warmup 5] [--connections 50] [--workers 1] [--bare engine,package]
+Usage: .venv/bin/python bench/serving_throughput.py --home .optimum [--tracking-uri URI] [--duration 20]
+           [--warmup 5] [--servers bentoml:1,bare-engine:1,bentoml:2,bare-engine:2]
+           [--scenarios closed-50:50:0,users-500:500:1000,overload-500:500:0]
 
-One server at a time, each a real subprocess on a free 127.0.0.1 port, each given the same load:
-- `bentoml`: `bentoml serve serving.service:RecommenderService` (OPTIMUM_SERVING_WORKERS=--workers);
-- `bare-engine`: `uvicorn bench.bare_fastapi:app` (--workers) answering with serving.engine.RecommenderEngine,
-  the code the service calls: the difference to `bentoml` is the framework alone;
-- `bare-package`: the same app calling `RecommenderPackage.recommend(user_id, count)` per request.
+Servers (--servers KIND:WORKERS, run one after another, each a real subprocess on a free 127.0.0.1 port):
+- `bentoml`: `bentoml serve serving.service:RecommenderService` (OPTIMUM_SERVING_WORKERS=WORKERS), in
+  production mode: every request carries a token (made in a throw-away OPTIMUM_HOME by the code behind
+  `optimum token create`) and passes the rate limiter (set to 1,000,000/s) and the JSON request log;
+- `bare-engine`: `uvicorn bench.bare_fastapi:app` answering with serving.engine.RecommenderEngine, the code
+  the service calls, behind FastAPI's own body and response models (no token, no log);
+- `bare-package`: the same app ranking with the package's recommender per request.
 Both stacks run uvicorn with uvloop and httptools and no access log.
 
-Load: --connections keep-alive connections for --warmup s (discarded), then --duration s measured, POSTing
-{"user_id", "count": --count} for users drawn at random from a fixed list: --users known users sampled from
-the champion's `recommender.data.user_ids` plus --unknown-fraction never-seen ids (cold start). The load
-generator is `wrk` (one thread, Lua script) when installed, else an asyncio + httpx client in this process
-(which competes with the server for the CPU, so its numbers are a lower bound); the output says which.
-Before the load, the same users are asked of every server and their JSON answers compared.
+Scenarios (--scenarios NAME:CONNECTIONS:THINK_MS), each run against a server once it is ready: wrk (one
+thread, Lua script) keeps CONNECTIONS keep-alive connections, each a user waiting a random 0.5-1.5x
+THINK_MS between requests (wrk's `delay()`, not counted as latency; 0: a closed loop), first --warmup s
+(discarded), then --duration s measured. Bodies are {"user_id", "count": --count} for --users known users
+sampled from the champion plus --unknown-fraction never-seen ids (cold start). Before the load, 20 users are
+asked of every server and their JSON answers compared.
 
-Reported per server: req/s, p50/p95/p99 latency (wrk's histogram), errors (socket errors + non-2xx),
-CPU cores used by the server's processes, the load generator and everything else on the machine ("other":
-on a shared box, a run with other > 0.3 cores is noisy), and server CPU per request (the least noisy number
-for comparing frameworks). --rounds N repeats the sequence with fresh servers and reports medians.
---service serves a variant of the service (put its folder on PYTHONPATH) to measure a change before making
-it; --py-spy PATH profiles each measured window into --profile-dir (raw flamegraph files; slows the servers).
+Reported per server and scenario: req/s, p50/p95/p99/max latency (wrk's histogram), socket errors and
+non-2xx answers, the CPU cores used by the server's processes, by wrk and by everything else on the machine
+("other": on a shared box, a run with other > 0.3 cores is noisy), and server CPU per request (the least
+noisy number for comparing frameworks).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -37,11 +37,11 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -51,8 +51,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL_NAME = "optimum-recommender"
 SERVICE = "serving.service:RecommenderService"
-TARGET_RATIO = 0.8  # BentoML throughput >= 0.8x the bare endpoint's
-TARGET_P99_MS = 50.0
+TARGET_RATIO = 0.9  # BentoML throughput >= 0.9x the bare endpoint's
+TARGET_P99_MS = 30.0
 READY_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 20.0
 CHECK_USERS = 20  # users whose answers are compared across servers
@@ -86,20 +86,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_command(kind: str, port: int, args: argparse.Namespace) -> list[str]:
+def server_command(kind: str, workers: int, port: int, args: argparse.Namespace) -> list[str]:
     if kind == "bentoml":
         return [str(BIN / "bentoml"), "serve", args.service, "--host", "127.0.0.1", "--port", str(port)]
     return [
         str(BIN / "uvicorn"), "bench.bare_fastapi:app", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
+        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
 
 
-def server_env(kind: str, args: argparse.Namespace) -> dict[str, str]:
+def server_env(kind: str, workers: int, args: argparse.Namespace, home: Path) -> dict[str, str]:
+    """Production mode: every request needs the bench token (in `home`); the rate limit is on, set high."""
     env = os.environ | {
-        "OPTIMUM_HOME": args.home,
+        "OPTIMUM_HOME": str(home),
+        "OPTIMUM_ENVIRONMENT": "production",
         "OPTIMUM_MLFLOW_TRACKING_URI": args.tracking_uri,
-        "OPTIMUM_SERVING_WORKERS": str(args.workers),
+        "OPTIMUM_SERVING_WORKERS": str(workers),
+        "OPTIMUM_SERVING_RATE_PER_SECOND": "1000000",
+        "OPTIMUM_SERVING_RATE_BURST": "1000000",
         "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
@@ -111,16 +115,16 @@ def server_env(kind: str, args: argparse.Namespace) -> dict[str, str]:
 class Server:
     """One server subprocess in its own session, so the whole process group can be stopped."""
 
-    def __init__(self, kind: str, args: argparse.Namespace, log_dir: Path, tag: str):
+    def __init__(self, kind: str, workers: int, args: argparse.Namespace, home: Path, log_dir: Path, tag: str):
         self.kind, self.port = kind, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{tag}.log"
         self._log = self.log_path.open("wb")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            server_command(kind, self.port, args),
+            server_command(kind, workers, self.port, args),
             cwd=REPO_ROOT,
-            env=server_env(kind, args),
+            env=server_env(kind, workers, args, home),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -187,19 +191,27 @@ class Server:
         self._log.close()
 
 
-# ---------------------------------------------------------------------------------------- load generators
+# ---------------------------------------------------------------------------------------- load generator
 
 WRK_SCRIPT = """
 local bodies = %(bodies)s
+local think_ms = %(think_ms)d
 local requests = {}
 init = function(args)
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}
   for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", "/recommend", {["Content-Type"] = "application/json"}, body)
+    requests[i] = wrk.format("POST", "/recommend", headers, body)
   end
   math.randomseed(%(seed)d)
 end
 request = function()
   return requests[math.random(#requests)]
+end
+if think_ms > 0 then
+  -- a user waits 0.5x to 1.5x the think time between two requests (wrk does not count it as latency)
+  delay = function()
+    return math.random(think_ms / 2, think_ms * 3 / 2)
+  end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -216,111 +228,71 @@ def lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def run_wrk(url: str, bodies: list[str], connections: int, seconds: float, seed: int, work: Path) -> dict:
+@dataclass(frozen=True)
+class Scenario:
+    """`connections` keep-alive connections, each a user waiting about `think_ms` between requests."""
+
+    name: str
+    connections: int
+    think_ms: int
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        name, connections, think_ms = text.split(":")
+        return cls(name, int(connections), int(think_ms))
+
+
+def run_wrk(url: str, bodies: list[str], scenario: Scenario, seconds: float, seed: int, token: str, work: Path) -> dict:
     script = work / "recommend.lua"
-    script.write_text(WRK_SCRIPT % {"bodies": "{" + ",".join(map(lua_string, bodies)) + "}", "seed": seed})
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "bodies": "{" + ",".join(map(lua_string, bodies)) + "}",
+            "seed": seed,
+            "think_ms": scenario.think_ms,
+            "token": token,
+        }
+    )
     command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url,
+        "wrk", "-t1", f"-c{scenario.connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s",
+        str(script), url,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if result.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     raw = json.loads(line.removeprefix("WRKJSON "))
-    errors = raw["connect"] + raw["read"] + raw["write"] + raw["status"] + raw["timeout"]
     return {
         "requests": raw["requests"],
         "seconds": raw["duration_us"] / 1e6,
-        "errors": errors,
+        "socket_errors": raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        "non_2xx": raw["status"],
         "error_detail": {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]},
         "p50_ms": raw["p50_us"] / 1e3,
         "p95_ms": raw["p95_us"] / 1e3,
         "p99_ms": raw["p99_us"] / 1e3,
         "max_ms": raw["max_us"] / 1e3,
+        "mean_ms": raw["mean_us"] / 1e3,
     }
-
-
-async def _python_load(url: str, bodies: list[str], connections: int, seconds: float, seed: int) -> dict:
-    rng = random.Random(seed)
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    headers = {"Content-Type": "application/json"}
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as client:
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                body = bodies[rng.randrange(len(bodies))]
-                sent = time.perf_counter()
-                try:
-                    response = await client.post("/recommend", content=body, headers=headers)
-                    key = None if response.status_code == 200 else f"status {response.status_code}"
-                except httpx.HTTPError as exc:
-                    key = type(exc).__name__
-                if key is None:
-                    latencies.append(time.perf_counter() - sent)
-                else:
-                    errors[key] = errors.get(key, 0) + 1
-
-        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(connections))), timeout=seconds + 30)
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1e3 if latencies else float("nan")
-
-    return {
-        "requests": len(latencies) + sum(errors.values()),
-        "seconds": elapsed,
-        "errors": sum(errors.values()),
-        "error_detail": errors,
-        "p50_ms": pct(50),
-        "p95_ms": pct(95),
-        "p99_ms": pct(99),
-        "max_ms": latencies[-1] * 1e3 if latencies else float("nan"),
-    }
-
-
-def run_load(
-    generator: str, url: str, bodies: list[str], connections: int, seconds: float, seed: int, work: Path
-) -> dict:
-    if generator == "wrk":
-        return run_wrk(url, bodies, connections, seconds, seed, work)
-    return asyncio.run(_python_load(url, bodies, connections, seconds, seed))
 
 
 # ------------------------------------------------------------------------------------------------- driver
 
 
-def check_answers(url: str, bodies: list[str]) -> list[dict]:
+def check_answers(url: str, bodies: list[str], token: str) -> list[dict]:
     answers = []
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, timeout=10) as client:
         for body in bodies:
-            response = client.post("/recommend", content=body, headers={"Content-Type": "application/json"})
+            response = client.post("/recommend", content=body, headers=headers)
             if response.status_code != 200:
                 raise RuntimeError(f"{url}/recommend {body} -> {response.status_code}: {response.text[:500]}")
             answers.append(response.json())
     return answers
 
 
-def start_py_spy(py_spy: str, server: Server, seconds: float, out: Path) -> subprocess.Popen:
-    """Sample the server (and its worker processes) for `seconds`: a raw flamegraph file per server."""
-    command = [
-        py_spy, "record", "--pid", str(server.process.pid), "--subprocesses", "--nonblocking", "--rate", "200",
-        "--duration", str(max(1, round(seconds))), "--format", "raw", "--output", str(out),
-    ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -329,172 +301,143 @@ def busy_cpu() -> float:
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
-def bench_one(kind: str, args: argparse.Namespace, bodies: list[str], generator: str, work: Path, tag: str) -> dict:
-    server = Server(kind, args, args.log_dir or work, tag)
+def bench_server(
+    kind: str,
+    workers: int,
+    scenarios: list[Scenario],
+    args: argparse.Namespace,
+    bodies: list[str],
+    token: str,
+    home: Path,
+    work: Path,
+) -> dict[str, dict]:
+    """Start one server, check its answers, then run every scenario against it (warm-up, then measured)."""
+    server = Server(kind, workers, args, home, args.log_dir or work, f"{kind}-{workers}w")
+    results: dict[str, dict] = {}
     try:
         ready_s = server.wait_ready()
-        answers = check_answers(server.url, bodies[:CHECK_USERS])
-        run_load(generator, server.url, bodies, args.connections, args.warmup, args.seed, work)
-        spy = None
-        if args.py_spy:
-            args.profile_dir.mkdir(parents=True, exist_ok=True)
-            spy = start_py_spy(args.py_spy, server, args.duration - 1, args.profile_dir / f"{tag}.raw")
-        before = (server.cpu_seconds(), children_cpu(), self_cpu(), busy_cpu(), time.perf_counter())
-        result = run_load(generator, server.url, bodies, args.connections, args.duration, args.seed + 1, work)
-        after = (server.cpu_seconds(), children_cpu(), self_cpu(), busy_cpu(), time.perf_counter())
-        wall = after[4] - before[4]
-        server_cpu = sum(after[0][pid] - before[0].get(pid, 0.0) for pid in after[0]) / wall
-        loadgen_cpu = ((after[1] - before[1]) if generator == "wrk" else (after[2] - before[2])) / wall
-        if spy is not None:
-            spy.wait(timeout=60)
-        result.update(
-            kind=kind,
-            rps=result["requests"] / result["seconds"],
-            server_cpu_cores=server_cpu,
-            cpu_us_per_request=server_cpu * wall * 1e6 / max(1, result["requests"]),
-            loadgen_cpu_cores=loadgen_cpu,
-            # Everything else the machine ran meanwhile (other jobs on a shared box; py-spy if asked for).
-            other_cpu_cores=max(0.0, (after[3] - before[3]) / wall - server_cpu - loadgen_cpu),
-            ready_s=ready_s,
-            rss_mb=server.rss_mb(),
-            answers=answers,
-        )
-        return result
+        answers = check_answers(server.url, bodies[:CHECK_USERS], token)
+        for scenario in scenarios:
+            run_wrk(server.url, bodies, scenario, args.warmup, args.seed, token, work)
+            before = (server.cpu_seconds(), children_cpu(), busy_cpu(), time.perf_counter())
+            result = run_wrk(server.url, bodies, scenario, args.duration, args.seed + 1, token, work)
+            after = (server.cpu_seconds(), children_cpu(), busy_cpu(), time.perf_counter())
+            wall = after[3] - before[3]
+            server_cpu = sum(after[0][pid] - before[0].get(pid, 0.0) for pid in after[0]) / wall
+            loadgen_cpu = (after[1] - before[1]) / wall
+            result.update(
+                kind=kind,
+                workers=workers,
+                scenario=scenario.name,
+                rps=result["requests"] / result["seconds"],
+                server_cpu_cores=server_cpu,
+                cpu_us_per_request=server_cpu * wall * 1e6 / max(1, result["requests"]),
+                loadgen_cpu_cores=loadgen_cpu,
+                # Everything else the machine ran meanwhile (other engineers' jobs on a shared box).
+                other_cpu_cores=max(0.0, (after[2] - before[2]) / wall - server_cpu - loadgen_cpu),
+                ready_s=ready_s,
+                rss_mb=server.rss_mb(),
+                answers=answers,
+            )
+            results[scenario.name] = result
+            print(
+                f"{kind} x{workers} {scenario.name} ({scenario.connections} conns, think {scenario.think_ms} ms): "
+                f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
+                f"p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms, mean {result['mean_ms']:.1f} ms, "
+                f"socket errors {result['socket_errors']}, non-2xx {result['non_2xx']}; CPU cores: server "
+                f"{server_cpu:.2f}, wrk {loadgen_cpu:.2f}, other {result['other_cpu_cores']:.2f}; "
+                f"{result['cpu_us_per_request']:.0f} us server CPU per request; RSS {result['rss_mb']:.0f} MB",
+                flush=True,
+            )
+        return results
     finally:
         server.stop()
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+def bench_token(home: Path) -> str:
+    """A predict token in the servers' throw-away home, created the way `optimum token create` does."""
+    from serving.auth import FileTokenStore, create_token
+
+    return create_token(FileTokenStore(home / "api_tokens.json"), "bench", "predict")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=os.environ.get("OPTIMUM_HOME", ".optimum"), help="OPTIMUM_HOME of the store")
     parser.add_argument("--tracking-uri", help="MLflow store (default: sqlite under HOME/mlflow/mlflow.db)")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per server")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds of the same load first")
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes of every server (same for all)")
-    parser.add_argument("--bare", default="engine,package", help="bare variants: engine, package, both or none")
     parser.add_argument(
-        "--service",
-        default=SERVICE,
-        help="what `bentoml serve` serves (a variant on PYTHONPATH, to measure a change before making it)",
+        "--servers",
+        default="bentoml:1,bare-engine:1,bentoml:2,bare-engine:2",
+        help="KIND:WORKERS,... with KIND bentoml, bare-engine or bare-package, in the order they run",
     )
-    parser.add_argument("--rounds", type=int, default=1, help="repeat the sequence (fresh servers each time)")
+    parser.add_argument(
+        "--scenarios",
+        default="closed-50:50:0,users-500:500:1000,overload-500:500:0",
+        help="NAME:CONNECTIONS:THINK_MS,...: think 0 is a closed loop (no pause between requests)",
+    )
+    parser.add_argument("--service", default=SERVICE, help="what `bentoml serve` serves")
     parser.add_argument("--users", type=int, default=1000, help="known users sampled from the champion")
     parser.add_argument("--unknown-fraction", type=float, default=0.1, help="share of requests for unknown users")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--py-spy", help="py-spy binary: profile every measured window (slows the servers)")
-    parser.add_argument("--profile-dir", type=Path, default=Path("serving-bench-profiles"))
     parser.add_argument("--log-dir", type=Path, help="keep the servers' output here (default: deleted)")
     parser.add_argument("--json-out", type=Path, help="write the results here as JSON too")
     args = parser.parse_args()
     args.home = str(Path(args.home).expanduser().resolve())
     args.tracking_uri = args.tracking_uri or f"sqlite:///{Path(args.home) / 'mlflow' / 'mlflow.db'}"
-    bare = [f"bare-{name.strip()}" for name in args.bare.split(",") if name.strip() not in ("", "none")]
-    if not set(bare) <= {"bare-engine", "bare-package"}:
-        parser.error("--bare takes engine, package, engine,package or none")
-    if args.duration < 2 or args.warmup < 1 or args.rounds < 1:
-        parser.error("--duration >= 2, --warmup >= 1, --rounds >= 1")
-
-    generator = args.loadgen
-    if generator == "auto":
-        generator = "wrk" if shutil.which("wrk") else "python"
-    elif generator == "wrk" and not shutil.which("wrk"):
-        parser.error("wrk is not installed (apt-get install -y wrk), use --loadgen python")
+    servers = [(kind, int(workers)) for kind, workers in (item.split(":") for item in args.servers.split(","))]
+    if not {kind for kind, _ in servers} <= {"bentoml", "bare-engine", "bare-package"}:
+        parser.error("--servers kinds are bentoml, bare-engine and bare-package")
+    scenarios = [Scenario.parse(item) for item in args.scenarios.split(",")]
+    if not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install -y wrk)")
     print(
-        f"load generator: {generator}" + (" (1 thread, Lua script)" if generator == "wrk" else
-        " (asyncio + httpx in this process: it competes with the server for CPU, numbers are a lower bound)")
-    )  # fmt: skip
-    print(
-        f"store: {args.home} ({args.tracking_uri}); {args.connections} connections, {args.warmup:g} s warm-up + "
-        f"{args.duration:g} s measured per server, {args.rounds} round(s); {args.workers} worker process(es) per "
-        f"server; {os.cpu_count()} CPUs; loopback only" + ("; PROFILED with py-spy" if args.py_spy else "")
+        f"store: {args.tracking_uri}; {args.warmup:g} s warm-up + {args.duration:g} s measured per scenario; "
+        f"{os.cpu_count()} CPUs; loopback; load generator wrk (1 thread, Lua); production mode (token + rate limit)"
     )
     bodies = request_bodies(args.tracking_uri, args.users, args.unknown_fraction, args.count, args.seed)
-
-    kinds = ["bentoml", *bare]
-    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="optimum-serving-bench-") as tmp:
         work = Path(tmp)
+        token = bench_token(work / "home")
         if args.log_dir:
             args.log_dir.mkdir(parents=True, exist_ok=True)
-        for round_ in range(1, args.rounds + 1):
-            for kind in kinds:
-                result = bench_one(kind, args, bodies, generator, work, f"{kind}-{round_}")
-                runs[kind].append(result)
-                print(
-                    f"round {round_} {kind}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, "
-                    f"p95 {result['p95_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms, "
-                    f"errors {result['errors']} {result['error_detail'] or ''}, {result['requests']} requests in "
-                    f"{result['seconds']:.1f} s; CPU cores: server {result['server_cpu_cores']:.2f}, load generator "
-                    f"{result['loadgen_cpu_cores']:.2f}, other {result['other_cpu_cores']:.2f}; server CPU per request "
-                    f"{result['cpu_us_per_request']:.0f} us; RSS "
-                    f"{result['rss_mb']:.0f} MB; ready after {result['ready_s']:.1f} s",
-                    flush=True,
-                )
+        for kind, workers in servers:
+            results.extend(bench_server(kind, workers, scenarios, args, bodies, token, work / "home", work).values())
 
-    reference = runs["bentoml"][0]["answers"]
-    for kind in bare:
-        same = all(r["answers"] == reference for r in runs[kind])
-        print(
-            f"answers of {kind} for {CHECK_USERS} users (user_id, model_version, cold_start, items) "
-            f"equal bentoml's: {same}"
-        )
-
-    summary = {
-        kind: {
-            key: median([r[key] for r in rs])
-            for key in (
-                "rps",
-                "p50_ms",
-                "p95_ms",
-                "p99_ms",
-                "server_cpu_cores",
-                "cpu_us_per_request",
-                "loadgen_cpu_cores",
-                "other_cpu_cores",
-            )  # fmt: skip
-        }
-        | {"errors": sum(r["errors"] for r in rs), "requests": sum(r["requests"] for r in rs)}
-        for kind, rs in runs.items()
-    }
-    label = "median of rounds" if args.rounds > 1 else "one round"
-    print(f"\n{label}:\n| server | workers | req/s | p50 | p95 | p99 | errors | server CPU | CPU/request | other CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for kind, m in summary.items():
-        print(
-            f"| {kind} | {args.workers} | {m['rps']:.0f} | {m['p50_ms']:.1f} ms | {m['p95_ms']:.1f} ms | "
-            f"{m['p99_ms']:.1f} ms | {m['errors']} | {m['server_cpu_cores']:.2f} cores | "
-            f"{m['cpu_us_per_request']:.0f} us | {m['other_cpu_cores']:.2f} cores |"
-        )
-    bento = summary["bentoml"]
-    print()
-    if any(m["loadgen_cpu_cores"] >= 0.9 for m in summary.values()):
-        print("WARNING: the load generator used a whole core: these numbers measure the client, not the servers")
-    for kind in bare:
-        ratio = bento["rps"] / summary[kind]["rps"]
-        print(
-            f"bentoml / {kind} throughput: {ratio:.2f}x "
-            f"(target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})"
-        )
+    reference = results[0]["answers"]
+    same = all(r["answers"] == reference for r in results)
+    print(f"\nanswers for {CHECK_USERS} users (user_id, model_version, cold_start, items) equal everywhere: {same}")
     print(
-        f"bentoml p99 {bento['p99_ms']:.1f} ms at {args.connections} connections (target <= {TARGET_P99_MS:g} ms: "
-        f"{'met' if bento['p99_ms'] <= TARGET_P99_MS else 'MISSED'}); bentoml errors: {bento['errors']}"
+        "| scenario | server | workers | req/s | p50 | p95 | p99 | max | socket err | non-2xx | CPU/req | other CPU |"
     )
-    if args.json_out:
-        slim = {kind: [{k: v for k, v in r.items() if k != "answers"} for r in rs] for kind, rs in runs.items()}
-        args.json_out.write_text(
-            json.dumps(
-                {"args": {k: str(v) for k, v in vars(args).items()}, "generator": generator, "runs": slim,
-                 "summary": summary},
-                indent=2,
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for scenario in scenarios:
+        for r in (r for r in results if r["scenario"] == scenario.name):
+            print(
+                f"| {scenario.name} | {r['kind']} | {r['workers']} | {r['rps']:.0f} | {r['p50_ms']:.1f} ms | "
+                f"{r['p95_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms | {r['socket_errors']} | "
+                f"{r['non_2xx']} | {r['cpu_us_per_request']:.0f} us | {r['other_cpu_cores']:.2f} |"
             )
-        )  # fmt: skip
+    by_key = {(r["kind"], r["workers"], r["scenario"]): r for r in results}
+    first = scenarios[0].name
+    bento, bare = by_key.get(("bentoml", 1, first)), by_key.get(("bare-engine", 1, first))
+    if bento and bare:
+        ratio = bento["rps"] / bare["rps"]
+        cpu_ratio = bare["cpu_us_per_request"] / bento["cpu_us_per_request"]
+        print(
+            f"\n{first}, 1 worker: bentoml / bare-engine throughput {ratio:.2f}x (target >= {TARGET_RATIO}x: "
+            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}); by server CPU per request {cpu_ratio:.2f}x; bentoml "
+            f"p99 {bento['p99_ms']:.1f} ms (target <= {TARGET_P99_MS:g} ms: "
+            f"{'met' if bento['p99_ms'] <= TARGET_P99_MS else 'MISSED'})"
+        )
+    if args.json_out:
+        slim = [{k: v for k, v in r.items() if k != "answers"} for r in results]
+        args.json_out.write_text(
+            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": slim}, indent=2)
+        )
 
 
 if __name__ == "__main__":

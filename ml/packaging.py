@@ -18,10 +18,12 @@ from ml.recommend import Recommender, UnknownItemError
 RECOMMENDER_MODEL_NAME = "optimum-recommender"
 FORECASTER_MODEL_NAME = "optimum-demand-forecaster"
 CATALOG_COLUMNS = ["product_id", "name", "category", "price"]
+OPTIONAL_CATALOG_COLUMNS = ["brand"]  # searched by /search when the products carry it
 
 
 def _catalog(products: pd.DataFrame) -> pd.DataFrame:
-    catalog = products[CATALOG_COLUMNS].drop_duplicates("product_id").copy()
+    columns = CATALOG_COLUMNS + [column for column in OPTIONAL_CATALOG_COLUMNS if column in products.columns]
+    catalog = products[columns].drop_duplicates("product_id").copy()
     catalog["product_id"] = catalog["product_id"].astype(str)
     catalog["price"] = pd.to_numeric(catalog["price"], errors="coerce").astype(float)
     return catalog.set_index("product_id")

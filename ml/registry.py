@@ -29,6 +29,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MIN_RELATIVE_IMPROVEMENT = 0.005
 TRAINING_KEY_TAG = "training.key"  # data, configuration and code a version was trained from
+# Lineage tags on every training run, read back by serving (each answer carries them) and `optimum trace`.
+DAGSTER_RUN_TAG = "dagster.run_id"
+DAGSTER_ASSET_TAG = "dagster.asset_key"
+DATA_AS_OF_TAG = "data_as_of"
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,22 @@ class ModelRegistry:
             self.client.set_registered_model_alias(name, CHAMPION, challenger_version)
             self.client.set_registered_model_tag(name, "champion.history", self._history(name, challenger_version))
         return PromotionDecision(outcome, reason, challenger_version, champion_number)
+
+    def promote_winner(self, name: str, version: str, reason: str) -> bool:
+        """Make `version` the champion because it won an A/B test on live outcomes (the offline gate already
+        let it serve as challenger); recorded like every other decision. False when it already is."""
+        current = self.champion(name)
+        if current is not None and current.version == version:
+            return False
+        for key, value in {
+            "promotion.decision": "promoted",
+            "promotion.reason": reason,
+            "promotion.compared_with": str(current.version if current else None),
+        }.items():
+            self.client.set_model_version_tag(name, version, key, value)
+        self.client.set_registered_model_alias(name, CHAMPION, version)
+        self.client.set_registered_model_tag(name, "champion.history", self._history(name, version))
+        return True
 
     def _history(self, name: str, new_champion: str) -> str:
         """Versions that were champion, oldest first (kept short: MLflow tag values are bounded)."""

@@ -171,10 +171,20 @@ def train_forecaster(
     horizon: int,
     prophet_top_n: int | None = 50,
     calendar: str = "auto",
+    n_origins: int = 3,
+    models: list | None = None,
 ) -> ForecasterTraining:
-    """Backtest every model, choose one per demand class, forecast the horizon and derive the insights."""
+    """Backtest every model (default_models unless given) over `n_origins` rolling origins, choose one per
+    demand class, forecast the horizon and derive the insights."""
     result = forecast_demand(
-        daily_sales, products, freq=freq, horizon=horizon, prophet_top_n=prophet_top_n, calendar=calendar
+        daily_sales,
+        products,
+        freq=freq,
+        horizon=horizon,
+        prophet_top_n=prophet_top_n,
+        n_origins=n_origins,
+        calendar=calendar,
+        models=models,
     )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
     held_out = result.held_out.set_index("model")
@@ -250,7 +260,9 @@ def training_key(config: dict, *frames: pd.DataFrame) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def publish(job: TrainingJob, registry: ModelRegistry, experiment_id: str) -> Published:
+def publish(
+    job: TrainingJob, registry: ModelRegistry, experiment_id: str, tags: dict[str, str] | None = None
+) -> Published:
     """Train, log, register and promote `job`, or report "unchanged" when a registered version (champion or
     challenger) was trained from the same key: then nothing is trained, logged or registered."""
     existing = registry.trained_on(job.name, job.key)
@@ -260,7 +272,7 @@ def publish(job: TrainingJob, registry: ModelRegistry, experiment_id: str) -> Pu
         decision = PromotionDecision("unchanged", reason, existing.version, champion.version if champion else None)
         return Published(job.name, decision, existing.evaluation, existing.run_id, None)
     mlflow.set_experiment(experiment_id=experiment_id)  # where the fluent API puts the nested runs too
-    with mlflow.start_run(run_name=job.run_name) as run:
+    with mlflow.start_run(run_name=job.run_name, tags=tags) as run:
         trained = job.train()
         trained.log_evidence()
         model_input, params = trained.example

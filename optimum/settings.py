@@ -9,6 +9,7 @@ each depends on it, and neither on the other.
 from __future__ import annotations
 
 import json
+from datetime import date
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -44,10 +45,32 @@ class ServingSettings(BaseSettings):
         60.0, ge=0, description="How often the service checks for a newly promoted champion; 0: never."
     )
     workers: int = Field(1, ge=1, description="Worker processes of the service.")
-    access_log: bool = Field(False, description="Log every request (costs about as much CPU as answering it).")
+    access_log: bool = Field(False, description="BentoML's own access log (the JSON request log is always on).")
     tracing: bool = Field(False, description="OpenTelemetry spans on the API routes.")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="Larger request bodies are refused with 413.")
+    max_json_depth: int = Field(8, ge=2, description="Deeper JSON nesting in a request is refused with 400.")
+    max_json_items: int = Field(256, ge=1, description="Longer JSON arrays/objects in a request: 400.")
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
+    # The closed loop: POST /interactions and the prediction log go through durable spools (serving/spool.py).
+    interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
+    spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
+    spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
+    ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
+    rate_per_second: float = Field(
+        200.0, gt=0, description="Requests per second one token (or one client address) may sustain."
+    )
+    rate_burst: int = Field(400, ge=1, description="Requests one token may send at once before 429.")
+    max_queue_seconds: float = Field(
+        0.5, gt=0, description="While a worker is this far behind, new requests get 503 + Retry-After."
+    )
+    cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
+    search_personal_weight: float = Field(
+        0.3, ge=0, le=1, description="Share of a known customer's recommender score in the search ranking."
+    )
+
+    @property
+    def cors_allow_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 class LandingSettings(BaseSettings):
@@ -101,6 +124,9 @@ class Settings(BaseSettings):
         "(drop a partial trailing period).",
     )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    environment: Literal["embedded", "production"] = Field(
+        "embedded", description="production: every API call needs a token (`optimum token create`)."
+    )
     interaction_weights: dict[str, PositiveInt] = Field(
         default_factory=lambda: dict(dbt_project_vars()["interaction_weights"]),
         description="Implicit-feedback weight of each interaction type (whole numbers; default: dbt_project.yml).",
@@ -112,6 +138,30 @@ class Settings(BaseSettings):
     )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
+
+    # The closed loop: forecast snapshots, monitoring thresholds, alerts, the A/B verdict.
+    snapshot_start: date = Field(date(2023, 1, 2), description="First as-of week of the forecast snapshots.")
+    snapshot_backtest_origins: int = Field(
+        2, ge=1, le=5, description="Backtest origins behind each snapshot's model choice and promised MASE."
+    )
+    accuracy_max_mase_ratio: float = Field(
+        1.5,
+        gt=0,
+        description="Accuracy check fails when a snapshot's MASE exceeds the backtest's promise by this factor.",
+    )
+    drift_max_distance: float = Field(
+        0.2, gt=0, le=1, description="Drift check fails above this Jensen-Shannon distance."
+    )
+    drift_recent_days: int = Field(
+        28, ge=7, description="Recent window compared with the window before it (data's dates)."
+    )
+    drift_reference_days: int = Field(182, ge=7, description="Reference window: the training data just before.")
+    hit_rate_window_days: int = Field(7, ge=1, description="An interaction this soon after a recommendation is a hit.")
+    hit_rate_min: float = Field(0.01, ge=0, le=1, description="Outcome check warns below this hit rate.")
+    alert_webhook_url: str = Field("", description="Alerts are also POSTed here (JSON) when set.")
+    ab_min_answers: int = Field(200, ge=1, description="Answers per arm before the A/B report decides.")
+    ab_alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the A/B z-test.")
+    ab_promote_winner: bool = Field(False, description="A challenger that wins the A/B test becomes champion.")
 
     @field_validator("home", "landing_dir", "expectations_dir")
     @classmethod

@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
 from optimum.settings import DBT_PROJECT_DIR, Settings
+from orchestration.freshness import DAILY
 
 WAREHOUSE_GROUP = "warehouse"
 
@@ -72,3 +74,11 @@ class OptimumDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return WAREHOUSE_GROUP
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        return spec.replace_attributes(freshness_policy=DAILY) if spec.key.path[0] == "marts" else spec
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        """The warehouse follows ingestion: a model is rebuilt once its sources or parents were updated."""
+        return dg.AutomationCondition.eager()

@@ -7,7 +7,18 @@ import dagster as dg
 from optimum.settings import Settings, Target
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
+from orchestration.assets.monitoring import build_monitoring_assets
 from orchestration.assets.warehouse import build_warehouse_assets
+from orchestration.automation import (
+    alert_on_run_failure,
+    automation_sensor,
+    ingest_landing_job,
+    landing_sensor,
+    monthly_retrain_schedule,
+    refresh_monitoring_job,
+    retrain_job,
+    retrain_on_evidence,
+)
 from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
 from orchestration.jobs import jobs, schedules
@@ -21,10 +32,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
     executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
     return dg.Definitions(
-        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets],
+        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *build_monitoring_assets(settings)],
         asset_checks=expectation_checks,
-        jobs=jobs,
-        schedules=schedules,
+        jobs=[*jobs, ingest_landing_job, retrain_job, refresh_monitoring_job],
+        schedules=[*schedules, monthly_retrain_schedule],
+        sensors=[landing_sensor, automation_sensor, retrain_on_evidence, alert_on_run_failure],
         executor=executor,
         resources={
             "settings": settings,

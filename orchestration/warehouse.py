@@ -89,11 +89,11 @@ class _PostgresConnection(Connection):
 
     def execute(self, sql, params=()):
         with self._con.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)
+            cur.execute(sql.replace("?", "%s"), params or None)  # None: a literal % needs no escaping
 
     def query(self, sql, params=()):
         with self._con.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)
+            cur.execute(sql.replace("?", "%s"), params or None)  # None: a literal % needs no escaping
             rows = cur.fetchall()
             columns = [d.name for d in cur.description]
         return pd.DataFrame.from_records(rows, columns=columns)

@@ -1,4 +1,4 @@
-"""A fix for BentoML 1.4.39's TimeoutMiddleware, applied at import.
+"""Fixes for BentoML 1.4.39, applied at import: a per-request timer leak and unbounded metric labels.
 
 Upstream starts a `loop.call_later(timeout, ...)` timer for every request and never cancels it, so at a few
 thousand requests a second with the 30 s timeout about 90k timers (and their futures and closures) stay
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bentoml._internal.server.http import traffic
+from bentoml._internal.server.http import instruments, traffic
 from starlette.responses import JSONResponse
 
 
@@ -42,3 +42,23 @@ async def _call_with_cancelled_timer(self, scope, receive, send) -> None:
 
 
 traffic.TimeoutMiddleware.__call__ = _call_with_cancelled_timer
+
+
+# --- bounded /metrics label cardinality -------------------------------------------------------------------
+# BentoML labels its request metrics with the raw path, so every random 404 adds label sets to /metrics
+# forever. Paths outside `known` are counted under one label; the real path rides along in the scope
+# (serving.middleware.METRICS_PATH_KEY) and is put back before routing.
+
+OTHER_PATH = "/{other}"
+_metrics_call = instruments.RunnerTrafficMetricsMiddleware.__call__
+
+
+def collapse_unknown_metric_paths(known: frozenset[str]) -> None:
+    from serving.middleware import METRICS_PATH_KEY
+
+    async def call(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] not in known:
+            scope = {**scope, "path": OTHER_PATH, METRICS_PATH_KEY: scope["path"]}
+        await _metrics_call(self, scope, receive, send)
+
+    instruments.RunnerTrafficMetricsMiddleware.__call__ = call

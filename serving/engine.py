@@ -13,7 +13,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from threading import Lock
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ml.packaging import ForecastPackage, RecommenderPackage
+from ml.search import ProductSearch
 from serving.models import Champion, Champions
 from serving.schemas import MAX_COUNT
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its serve
 SIMILAR_CACHE_SIZE = 8192  # products whose similar-items list is kept, at MAX_COUNT items each
 USER_CACHE_SIZE = 50_000  # users whose top MAX_COUNT is kept (about 2 kB each)
 FORECAST_CACHE_SIZE = 50_000  # (product, horizon) answers kept
+RESPONSE_CACHE_SIZE = 20_000  # serialized 200 answers kept per state (about 1-2 kB each at count 10)
 
 
 def _number(value: Any) -> float | None:
@@ -41,7 +43,7 @@ def _number(value: Any) -> float | None:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 class _LRU:
@@ -76,6 +78,9 @@ class RecommenderEngine:
         self.recommender = package.recommender
         data = self.recommender.data
         self.user_index = data.user_index
+        self.item_ids = data.item_ids.astype(str)
+        self.products = _catalog_rows(package.catalog)
+        self.searcher = ProductSearch(package.catalog)
         info = pd.DataFrame(index=pd.Index(data.item_ids.astype(str), name="product_id"))
         info = info.join(package.catalog[["name", "category", "price"]], how="left")
         # One row of catalog fields per matrix column, in column order.
@@ -111,6 +116,30 @@ class RecommenderEngine:
             rows = self._rows(items[0], scores[0])
             self._user_top.put(user_id, rows)
         return False, rows[:count]
+
+    def personal_scores(self, user_id: str) -> pd.Series | None:
+        """The recommender's score of every fitted product for a known user (seen ones included); else None."""
+        position = self.user_index.get(user_id)
+        if position is None:
+            return None
+        row = np.asarray(self.recommender.score_all(np.array([position])), dtype=np.float64).reshape(-1)
+        return pd.Series(row, index=self.item_ids)
+
+    def search(self, query: str, user_id: str | None, count: int, weight: float) -> tuple[bool, list[dict[str, Any]]]:
+        """(personalized, items) for a query; raises ml.search.InvalidQuery for an empty or absurd one."""
+        personal = self.personal_scores(user_id) if user_id is not None else None
+        hits = self.searcher.search(query, count, personal, weight)
+        items = [
+            {
+                **self.products[hit.product_id],
+                "score": hit.score,
+                "lexical_score": hit.lexical_score,
+                "personal_score": hit.personal_score,
+                "rank": rank,
+            }
+            for rank, hit in enumerate(hits, start=1)
+        ]
+        return personal is not None, items
 
     def similar_items(self, product_id: str, count: int) -> list[dict[str, Any]]:
         """The `count` items most like `product_id`; raises UnknownItemError for a product not fitted on."""
@@ -169,6 +198,22 @@ class ForecastEngine:
         return rows
 
 
+def _catalog_rows(catalog: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    brands = catalog["brand"] if "brand" in catalog.columns else [None] * len(catalog)
+    return {
+        str(pid): {
+            "product_id": str(pid),
+            "name": _text(name),
+            "category": _text(category),
+            "brand": _text(brand),
+            "price": _number(price),
+        }
+        for pid, name, category, brand, price in zip(
+            catalog.index, catalog["name"], catalog["category"], brands, catalog["price"], strict=True
+        )
+    }
+
+
 def _insight_rows(insights: pd.DataFrame) -> list[dict[str, Any]]:
     return [
         {"product_id": str(pid), "insight_type": str(kind), "details": _text(details) or ""}
@@ -189,6 +234,8 @@ class ServingState:
     champions: Champions
     recommender: RecommenderEngine | None
     forecaster: ForecastEngine | None
+    # (route, request body) -> the serialized 200 answer (serving/api.py); dies with the state it answered for.
+    responses: _LRU = field(default_factory=lambda: _LRU(RESPONSE_CACHE_SIZE), compare=False, repr=False)
 
     @classmethod
     def build(cls, champions: Champions, previous: ServingState | None = None) -> ServingState:

@@ -1,87 +1,202 @@
-"""Turn the requests BentoML would answer with plain text or a 500 into JSON 4xx answers, and keep
-rejected input out of the error log.
+"""The gate every request passes before the API answers it: bounded work, who may call, and a log line.
 
-On the API routes only: a method other than POST gets 405 (BentoML: plain-text "Method Not Allowed"),
-a multipart or form-encoded body 415 (BentoML's multipart parser answers garbage with a 500), a pickle
-body 415 with the same {"error": ...} shape as every other error, and a body declared larger than
-`max_body` bytes (OPTIMUM_SERVING_MAX_BODY_BYTES) 413 before it is read. GET /docs redirects to
-BentoML's Swagger UI at /. Every other request passes through untouched.
+For every HTTP request: an `X-Request-ID` (the caller's if it is sane, else a new one) echoed in the
+answer, and one JSON log line (request id, token name, route, status, latency, model version). Probes
+and /metrics pass without further checks.
+
+On the API routes, in this order, each refusal a JSON {"error": ...} answer:
+- 405 for a method other than POST (with Allow), 415 for a Content-Type other than application/json;
+- 401 without a valid `Authorization: Bearer` token where tokens are required, or with an unknown one;
+  403 for a token whose scope does not cover the route;
+- 429 + Retry-After when the caller's token bucket is empty, 503 + Retry-After while the worker is
+  more than `max_queue_seconds` behind (serving/limits.py);
+- 413 for a body over `max_body` bytes: refused from Content-Length before reading, and a chunked body
+  is read only until it passes the limit, so a worker never holds more than `max_body` of one request.
+The body read here goes straight to the route's answer function (serving/api.py ROUTES): the API
+routes are dispatched here, without a second routing pass through BentoML's and FastAPI's routers.
+
+GET /docs redirects to BentoML's Swagger UI at /.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import ValidationError
+import orjson
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Media types BentoML parses with something other than its JSON serde.
-NON_JSON = {b"multipart/form-data", b"application/x-www-form-urlencoded", b"application/vnd.bentoml+pickle"}
+from serving.auth import Authenticator, Principal, token_store
+from serving.limits import LagMonitor, RateLimiter, retry_after_header
+
+METRICS_PATH_KEY = "optimum.path"  # the real path, when the metrics label was collapsed (bentoml_patches)
+OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+request_log = logging.getLogger("optimum.requests")
 
 
-class JsonApiMiddleware:
-    def __init__(self, app: ASGIApp, routes: Iterable[str], max_body: int):
+def _json_log_handler() -> None:
+    """One JSON object per line on stderr, whatever BentoML does with its own loggers."""
+    if not request_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        request_log.addHandler(handler)
+        request_log.setLevel(logging.INFO)
+        request_log.propagate = False
+
+
+def refusal(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def too_large(max_body: int) -> JSONResponse:
+    """413, and the connection closed after it: the rest of an oversized body is never read."""
+    return refusal(413, f"request body too large: at most {max_body} bytes of JSON", {"Connection": "close"})
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class ApiGateway:
+    def __init__(self, app: ASGIApp, routes: Mapping[str, Any], settings) -> None:
+        """`routes`: path -> serving.api.ApiRoute (its token `scope` and `answer(body) -> Reply`)."""
         self.app = app
-        self.routes = frozenset(routes)
-        self.max_body = max_body
+        self.routes = dict(routes)
+        serving = settings.serving
+        self.max_body = serving.max_body_bytes
+        self.auth = Authenticator(token_store(settings), required=settings.environment == "production")
+        self.limiter = RateLimiter(serving.rate_per_second, serving.rate_burst)
+        self.lag = LagMonitor(serving.max_queue_seconds)
+        _json_log_handler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.routes:
-            if scope["type"] == "http" and scope["path"] in ("/docs", "/docs/"):
-                # BentoML serves its Swagger UI at / (spec: /docs.json); /docs is where people look first.
-                return await RedirectResponse("/", status_code=307)(scope, receive, send)
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        response = self._reject(scope)
-        if response is None:
+        if METRICS_PATH_KEY in scope:
+            scope["path"] = scope.pop(METRICS_PATH_KEY)
+        path = scope["path"]
+        if path in OPEN_PATHS:
             return await self.app(scope, receive, send)
-        return await response(scope, receive, send)
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        outcome = {"status": 500, "model_version": None}
 
-    def _reject(self, scope: Scope) -> JSONResponse | None:
-        if scope["method"] != "POST":
-            return JSONResponse(
-                {"error": f"{scope['method']} is not allowed on {scope['path']}: POST a JSON body"},
-                status_code=405,
-                headers={"Allow": "POST"},
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                headers = message.setdefault("headers", [])
+                for name, value in headers:
+                    if name == b"x-model-version":
+                        outcome["model_version"] = value.decode("latin-1")
+                headers.append((b"x-request-id", request_id))
+            await send(message)
+
+        principal: Principal | None = None
+        try:
+            if path in ("/docs", "/docs/"):
+                return await RedirectResponse("/", status_code=307)(scope, receive, send_with_id)
+            route = self.routes.get(path)
+            if route is None:
+                return await self.app(scope, receive, send_with_id)
+            principal, response = self._check(scope, route.scope)
+            if response is None:
+                try:
+                    body = await self._read_body(receive)
+                except PayloadTooLarge:
+                    response = too_large(self.max_body)
+            if response is not None:
+                return await response(scope, receive, send_with_id)
+            reply = await route.answer(body)
+            await send_with_id({"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers})
+            await send_with_id({"type": "http.response.body", "body": reply.body})
+        finally:
+            label = path if path in self.routes or path in ("/", "/docs.json") else "/{other}"
+            request_log.info(
+                orjson.dumps(
+                    {
+                        "event": "request",
+                        "request_id": request_id.decode("latin-1"),
+                        "token": principal.name if principal else None,
+                        "method": scope["method"],
+                        "route": label,
+                        "status": outcome["status"],
+                        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "model_version": outcome["model_version"],
+                    }
+                ).decode()
             )
-        content_type = length = b""
+
+    def _check(self, scope: Scope, scope_needed: str) -> tuple[Principal | None, JSONResponse | None]:
+        if scope["method"] != "POST":
+            return None, refusal(
+                405, f"{scope['method']} is not allowed on {scope['path']}: POST a JSON body", {"Allow": "POST"}
+            )
+        content_type = length = authorization = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = value.split(b";")[0].strip().lower()
+                content_type = value.split(b";", 1)[0].strip().lower()
             elif name == b"content-length":
                 length = value
-        if content_type in NON_JSON:
-            return JSONResponse(
-                {"error": f"unsupported Content-Type {content_type.decode('latin-1')!r}: send application/json"},
-                status_code=415,
+            elif name == b"authorization":
+                authorization = value
+        if content_type != b"application/json":
+            shown = content_type.decode("latin-1") or "none"
+            return None, refusal(415, f"unsupported Content-Type {shown!r}: send application/json")
+        principal = None
+        if authorization:
+            scheme, _, token = authorization.decode("latin-1").partition(" ")
+            principal = self.auth.principal(token.strip()) if scheme.lower() == "bearer" else None
+            if principal is None:
+                return None, refusal(401, "invalid API token: send Authorization: Bearer <token>")
+        elif self.auth.required:
+            return None, refusal(401, "an API token is required: send Authorization: Bearer <token>")
+        if principal is not None and not principal.allows(scope_needed):
+            return principal, refusal(
+                403, f"token {principal.name!r} has scope {principal.scope!r}; {scope['path']} needs {scope_needed!r}"
+            )
+        caller = principal.name if principal else "address:" + (scope.get("client") or ("?",))[0]
+        if wait := self.limiter.retry_after(caller):
+            return principal, refusal(
+                429,
+                f"rate limit of {self.limiter.rate:g} requests/s exceeded",
+                {"Retry-After": retry_after_header(wait)},
+            )
+        self.lag.ensure_running()
+        if self.lag.overloaded:
+            return principal, refusal(
+                503, f"overloaded: {self.lag.lag:.1f} s behind, try again shortly", {"Retry-After": "1"}
             )
         if length and (not length.isdigit() or int(length) > self.max_body):
-            return JSONResponse(
-                {"error": f"request body too large: at most {self.max_body} bytes of JSON"}, status_code=413
-            )
-        return None
+            return principal, too_large(self.max_body)
+        return principal, None
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        """The whole body, or PayloadTooLarge as soon as it passes max_body (the rest is never read)."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise PayloadTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
 
 
-class ValidationErrorLogFilter(logging.Filter):
-    """BentoML logs every request body that fails validation as an ERROR with a traceback (and pydantic's
-    message quotes the input). A client's mistake is not a server error: make it one INFO line naming the
-    fields and reasons, without the values sent."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, ValidationError):
-            reasons = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_input=False)
-            )
-            record.msg, record.args = "%s [%s] rejected: %s", (*record.args[:2], reasons)
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def quiet_validation_errors() -> None:
-    """Install ValidationErrorLogFilter on the logger BentoML's request handler reports errors to."""
-    target = logging.getLogger("bentoml._internal.server.http_app")
-    if not any(isinstance(f, ValidationErrorLogFilter) for f in target.filters):
-        target.addFilter(ValidationErrorLogFilter())
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _REQUEST_ID.match(value):
+            return value
+    return uuid.uuid4().hex.encode()

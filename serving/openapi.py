@@ -56,15 +56,22 @@ def common_errors(limits: ServingSettings) -> dict[int, str]:
     """Answers every API route can give, on top of its own (serving/middleware.py, the request timeout)."""
     return {
         400: INVALID_BODY,
+        401: "A token is required (OPTIMUM_ENVIRONMENT=production) or the one sent is unknown: send "
+        "`Authorization: Bearer <token>` (`optimum token create`).",
+        403: "The token's scope does not cover this route.",
         405: "A method other than POST.",
         413: f"A body larger than {limits.max_body_bytes:,} bytes (OPTIMUM_SERVING_MAX_BODY_BYTES).",
         415: "A body that is not `application/json`.",
+        429: "The token's rate limit (OPTIMUM_SERVING_RATE_PER_SECOND) is used up; `Retry-After` says when to retry.",
         500: "An unexpected server error (the server log has the traceback).",
         504: f"The request took longer than {limits.request_timeout_seconds:g} s.",
     }
 
 
-NO_CHAMPION = "No champion is loaded for the model this route needs yet (the body says which, and why)."
+NO_CHAMPION = (
+    "No champion is loaded for the model this route needs yet (the body says which, and why), or the worker "
+    "is overloaded (`Retry-After` says when to retry)."
+)
 
 # Per route: its own error answers, and named request examples.
 ROUTES: dict[str, dict] = {
@@ -86,6 +93,16 @@ ROUTES: dict[str, dict] = {
             503: NO_CHAMPION,
         },
         "examples": {"next four periods": {"product_id": "P00001", "horizon": 4}},
+    },
+    "/search": {
+        "errors": {
+            400: INVALID_BODY + " Also a query with no letter or digit, with the reason.",
+            503: NO_CHAMPION,
+        },
+        "examples": {
+            "words, any case, accents or small typos": {"q": "brake pads", "count": 5},
+            "re-ranked for a customer": {"q": "filter", "user_id": "U00001", "count": 5},
+        },
     },
     "/insights": {
         "errors": {404: "The product is not in the forecaster's catalog.", 503: NO_CHAMPION},

@@ -1,22 +1,25 @@
-"""The Optimum serving API: recommendations, similar items, demand forecasts and insights over HTTP.
+"""The Optimum serving API: recommendations, similar items, search, demand forecasts and insights over HTTP.
 
     bentoml serve serving.service:RecommenderService --port 3000
 
-Champions come from the MLflow registry named by `optimum.settings.Settings` (OPTIMUM_HOME,
-OPTIMUM_MLFLOW_TRACKING_URI), loaded at start-up and re-checked every `serving.refresh_seconds`
-(OPTIMUM_SERVING_REFRESH_SECONDS, default 60, 0: never) so a newly promoted champion is picked up
-without a restart. The service starts without champions too: /livez is 200, /readyz 503 until both are
-loaded, and the endpoints that need a missing champion answer 503 with a JSON reason.
+BentoML is the deployed unit: its lifecycle (workers, start-up, shutdown), /livez, /readyz (503 until
+both champions are loaded), /metrics (Prometheus: a histogram per route, unknown paths under one label,
+and `optimum_served_model_version`), configuration and the OpenAPI spec at /docs.json (Swagger UI at /,
+/docs redirects there). The API routes themselves are a lean FastAPI app mounted into it
+(serving/api.py), behind the request gate of serving/middleware.py (tokens, rate limit, body limits,
+request log): BentoML's own per-request path cost about half the throughput (BENCHMARKS.md).
 
-Every endpoint is POST with a JSON body (schemas in serving/schemas.py). Status codes: 200; 400 for a
-body that fails validation (BentoML's pydantic handler: {"error", "detail": [{loc, msg, type}]}) or a
-horizon past the champion's; 404 for a product the champion does not know; 405 / 413 / 415 for a wrong
-method, an oversized or a non-JSON body (serving/middleware.py); 503 only without a champion. Every error
-body is JSON with an "error" string. BentoML adds /livez, /readyz, /metrics (Prometheus) and the OpenAPI
-spec at /docs.json (Swagger UI at /, and /docs redirects there).
+Champions come from the MLflow registry named by the settings (OPTIMUM_HOME, OPTIMUM_MLFLOW_TRACKING_URI),
+loaded at start-up and re-checked every `serving.refresh_seconds` so a newly promoted champion is picked
+up without a restart. The service starts without champions too; the routes that need a missing one
+answer 503 with a JSON reason. Every answer but a 200 is JSON with an "error" string (serving/api.py
+lists the statuses per route). Deployment knobs are `Settings.serving` (OPTIMUM_SERVING_*), read when
+this module is imported, before BentoML starts its workers.
 
-Deployment knobs (workers, access log, tracing, request limits) are `Settings.serving`
-(OPTIMUM_SERVING_* variables), read once when this module is imported, before BentoML starts its workers.
+The closed loop: POST /interactions records user events durably for ingestion (serving/capture.py);
+every /recommend, /similar_items and /forecast answer carries a request_id, its A/B variant and the
+lineage of its model, and is logged durably before it leaves (serving/prediction_log.py); with
+`serving.ab_challenger_share` > 0 the registry's challenger answers that share of users (serving/ab.py).
 """
 
 from __future__ import annotations
@@ -26,46 +29,34 @@ import logging
 import threading
 
 import bentoml
-from starlette.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
 
-import serving.bentoml_patches  # noqa: F401  (cancels BentoML's per-request timeout timers)
-from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, HorizonTooLarge
-from ml.recommend import UnknownItemError
-from ml.registry import CHAMPION
 from optimum.settings import ServingSettings, Settings
+from serving import bentoml_patches
+from serving.ab import RecommenderExperiment
+from serving.api import ROUTES, api, publish_limits
+from serving.capture import CaptureMiddleware, InteractionCapture
 from serving.engine import ServingState
-from serving.middleware import JsonApiMiddleware, quiet_validation_errors
+from serving.middleware import OPEN_PATHS, ApiGateway
 from serving.models import load_champions
 from serving.openapi import OpenApiMiddleware
-from serving.schemas import (
-    ForecastRequest,
-    ForecastResponse,
-    InsightsRequest,
-    InsightsResponse,
-    RecommendRequest,
-    RecommendResponse,
-    SimilarItemsRequest,
-    SimilarItemsResponse,
-)
+from serving.prediction_log import LineageCache, PredictionLog
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under bentoml, so its server log handlers apply
 
-API_ROUTES = ("/recommend", "/similar_items", "/forecast", "/insights")
-
-SETTINGS = Settings()  # read before BentoML starts its workers: the decorator below needs the knobs
+SETTINGS = Settings()
 
 
 def service_config(serving: ServingSettings) -> dict:
-    """BentoML settings. Access logs and OpenTelemetry spans on the API routes are off unless asked for:
-    together they cost about as much CPU as answering the request (Prometheus /metrics still counts and
-    times every request, and every error is logged)."""
+    """BentoML settings. BentoML's access log and OpenTelemetry spans on the API routes are off unless asked
+    for: together they cost about as much CPU as answering (the gate's JSON request log stays on)."""
     config: dict = {
         "workers": serving.workers,
         "traffic": {"timeout": serving.request_timeout_seconds},
-        "logging": {"access": {"enabled": serving.access_log, "skip_paths": ["/livez", "/readyz", "/metrics"]}},
+        "logging": {"access": {"enabled": serving.access_log, "skip_paths": sorted(OPEN_PATHS)}},
     }
     if not serving.tracing:
-        config["tracing"] = {"excluded_urls": [*API_ROUTES, "/livez", "/readyz", "/healthz", "/metrics"]}
+        config["tracing"] = {"excluded_urls": [*ROUTES, *OPEN_PATHS]}
     return config
 
 
@@ -78,45 +69,69 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def error(status: int, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def _version_gauge():
+    """Created in the worker, after BentoML pointed prometheus_client at its multiprocess directory."""
+    from prometheus_client import Gauge
 
-
-def no_champion(state: ServingState, name: str) -> JSONResponse:
-    reason = state.champions.missing.get(name, "not loaded")
-    picked_up = "the service picks it up without a restart." if SETTINGS.serving.refresh_seconds else "restart."
-    return error(
-        503,
-        f"no champion is registered yet for {name!r} (alias {CHAMPION!r}): {reason}. Train and "
-        + f"register one; {picked_up}",
-        model=name,
+    return Gauge(
+        "optimum_served_model_version",
+        "1 for each model version a champion is served from (0 once replaced)",
+        ["model", "version"],
+        multiprocess_mode="livemax",
     )
 
 
-def unknown_product(product_id: str, what: str) -> JSONResponse:
-    return error(404, f"unknown product_id {product_id!r}: {what}", product_id=product_id)
-
-
 @bentoml.service(**service_config(SETTINGS.serving))
+@bentoml.asgi_app(api, path="/")
 class RecommenderService:
     """Serves the registered champions of optimum-recommender and optimum-demand-forecaster."""
 
     def __init__(self) -> None:
         self.tracking_uri = SETTINGS.tracking_uri
         self.refresh_seconds = SETTINGS.serving.refresh_seconds
+        self.versions = _version_gauge()
+        serving = SETTINGS.serving
+        self.capture = InteractionCapture(
+            SETTINGS.landing_dir, serving.interactions_max_batch, serving.spool_max_bytes, serving.spool_max_seconds
+        )
+        self.prediction_log = PredictionLog(SETTINGS.landing_dir, serving.spool_max_bytes, serving.spool_max_seconds)
+        self.spools = [self.capture.spool, self.prediction_log.spool]
+        self.lineage = LineageCache(self.tracking_uri)
+        self.experiment = RecommenderExperiment(self.tracking_uri, serving.ab_challenger_share)
         self.state = ServingState.build(load_champions(self.tracking_uri))
+        self.lineage.prime(self.state.champions)
+        self._refresh_challenger()
+        self._served: dict[str, str | None] = {}
         self._log_state()
+        api.state.service, api.state.settings = self, SETTINGS
         _freeze_heap()
         self._stop = threading.Event()
         if self.refresh_seconds > 0:
             threading.Thread(target=self._refresh_loop, name="champion-refresh", daemon=True).start()
+        threading.Thread(target=self._rotate_loop, name="spool-rotation", daemon=True).start()
+
+    def _rotate_loop(self) -> None:
+        """Close spool files that reached their age even when no request comes, so ingestion sees them."""
+        while not self._stop.wait(1.0):
+            for spool in self.spools:
+                try:
+                    spool.rotate_if_old()
+                except OSError:
+                    logger.exception("could not close spool file in %s", spool.directory)
 
     def _log_state(self) -> None:
+        publish_limits(self.state)
         for name, version in self.state.champions.versions().items():
             if version is None:
                 logger.warning("no champion for %s: %s", name, self.state.champions.missing.get(name))
             else:
                 logger.info("serving %s version %s", name, version)
+            previous = self._served.get(name)
+            if previous is not None and previous != version:
+                self.versions.labels(model=name, version=previous).set(0)
+            if version is not None:
+                self.versions.labels(model=name, version=version).set(1)
+            self._served[name] = version
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
@@ -132,69 +147,40 @@ class RecommenderService:
         if champions.versions() != current.champions.versions():
             state = ServingState.build(champions, previous=current)
             if state.champions.versions() != current.champions.versions():
+                self.lineage.prime(state.champions)
                 self.state = state
                 self._log_state()
                 _freeze_heap()
+        self._refresh_challenger()
+
+    def _refresh_challenger(self) -> None:
+        self.experiment.refresh(self.state.champions.recommender)
+        if (challenger := self.experiment.engine) is not None:
+            self.lineage.get(challenger.champion.name, challenger.version, challenger.champion.run_id)
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        for spool in self.spools:
+            spool.close()
 
     def __is_ready__(self) -> bool:
         return self.state.champions.complete
 
-    @bentoml.api(input_spec=RecommendRequest)
-    async def recommend(self, user_id: str, count: int = 10) -> RecommendResponse:
-        """Top `count` products for a customer, best first; a customer the model never saw gets the
-        popular items, with cold_start true."""
-        engine = self.state.recommender
-        if engine is None:
-            return no_champion(self.state, RECOMMENDER_MODEL_NAME)
-        cold_start, items = engine.recommend(user_id, count)
-        return RecommendResponse(user_id=user_id, model_version=engine.version, cold_start=cold_start, items=items)
 
-    @bentoml.api(input_spec=SimilarItemsRequest)
-    async def similar_items(self, product_id: str, count: int = 10) -> SimilarItemsResponse:
-        """The `count` products most similar to one product (bought or viewed by the same customers)."""
-        engine = self.state.recommender
-        if engine is None:
-            return no_champion(self.state, RECOMMENDER_MODEL_NAME)
-        try:
-            items = engine.similar_items(product_id, count)
-        except UnknownItemError:
-            return unknown_product(product_id, "the recommender has no interactions with it")
-        return SimilarItemsResponse(product_id=product_id, model_version=engine.version, items=items)
-
-    @bentoml.api(input_spec=ForecastRequest)
-    async def forecast(self, product_id: str, horizon: int) -> ForecastResponse:
-        """Demand forecast of one product for the next `horizon` periods, with its 80% interval."""
-        engine = self.state.forecaster
-        if engine is None:
-            return no_champion(self.state, FORECASTER_MODEL_NAME)
-        try:
-            found = engine.forecast(product_id, horizon)
-        except HorizonTooLarge as exc:
-            return error(400, str(exc), max_horizon=exc.horizon, freq=exc.freq)
-        except UnknownItemError:
-            return unknown_product(product_id, "no forecast: the product is unknown or has never sold")
-        return ForecastResponse(product_id=product_id, model_version=engine.version, freq=engine.freq, **found)
-
-    @bentoml.api(input_spec=InsightsRequest)
-    async def insights(self, product_id: str | None = None) -> InsightsResponse:
-        """Restock, spike and decline alerts from the forecast: one product's, or all of them."""
-        engine = self.state.forecaster
-        if engine is None:
-            return no_champion(self.state, FORECASTER_MODEL_NAME)
-        try:
-            rows = engine.insights(product_id)
-        except UnknownItemError:
-            return unknown_product(product_id, "not in the forecaster's catalog")
-        return InsightsResponse(model_version=engine.version, product_id=product_id, insights=rows)
-
-
-assert {method.route for method in RecommenderService.apis.values()} == set(API_ROUTES)
-RecommenderService.add_asgi_middleware(JsonApiMiddleware, routes=API_ROUTES, max_body=SETTINGS.serving.max_body_bytes)
+if SETTINGS.serving.cors_allow_list:  # outside the gate, so refusals carry CORS headers and preflights pass
+    RecommenderService.add_asgi_middleware(
+        CORSMiddleware,
+        allow_origins=SETTINGS.serving.cors_allow_list,
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"],
+    )
+RecommenderService.add_asgi_middleware(ApiGateway, routes=ROUTES, settings=SETTINGS)
+RecommenderService.add_asgi_middleware(CaptureMiddleware, capture=lambda: bentoml.get_current_service().capture)
 RecommenderService.add_asgi_middleware(
     OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
 )
-quiet_validation_errors()
+bentoml_patches.collapse_unknown_metric_paths(
+    frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs", "/interactions"})
+)

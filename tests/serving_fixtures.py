@@ -257,6 +257,7 @@ def server_env(home: Path, tracking_uri: str | None, **extra: str) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTIMUM_", "BENTOML_", "MLFLOW_TRACKING"))}
     env |= {
         "OPTIMUM_HOME": str(home),
+        "OPTIMUM_LANDING_DIR": str(home / "landing"),  # captured events and the prediction log
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
         "PYTHONUNBUFFERED": "1",
@@ -327,3 +328,20 @@ def running_server(env: dict[str, str], log: Path, ready_path: str = "/readyz", 
         yield server
     finally:
         stop_server(server)
+
+
+def kill_server(server: Server) -> None:
+    """SIGKILL the arbiter and every worker at once (workers run in process groups of their own), the way
+    a crash or the OOM killer would end the service: no shutdown hook runs."""
+    import psutil
+
+    try:
+        processes = [psutil.Process(server.process.pid)]
+    except psutil.NoSuchProcess:
+        return
+    processes += processes[0].children(recursive=True)
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
+    psutil.wait_procs(processes, timeout=10)
+    server.process.wait(10)

@@ -211,8 +211,8 @@ def select_models(
     if classes is None:
         classes = pd.Series("all", index=e["product_id"].unique())
     is_short = e["product_id"].isin(list(short))
-    e = e.assign(demand_class=e["product_id"].map(classes).fillna("unclassified"))
-    e.loc[is_short, "demand_class"] = e.loc[is_short, "demand_class"] + ", short history"
+    label = e["product_id"].map(classes).fillna("unclassified").astype(str)
+    e = e.assign(demand_class=label.where(~is_short, label + ", short history"))
     e = e[~(is_short & e["model"].isin(SEASONAL_COPY))]
     order = {name: rank for rank, name in enumerate(e["model"].unique())}
     keys = ["demand_class", "product_id", "model"]

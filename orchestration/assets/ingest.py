@@ -3,8 +3,10 @@
 import dagster as dg
 
 from optimum.settings import Settings
+from orchestration.freshness import DAILY
 from orchestration.landing.contract import LANDING_SOURCES, PRODUCTS, Source
 from orchestration.landing.load import LoadReport, load_leads, load_source
+from orchestration.landing.predictions import load_prediction_log
 from orchestration.landing.raw_tables import qualified, quarantine_table
 from orchestration.scraper.crawler import CrawlPolicy, crawl
 from orchestration.warehouse import Warehouse
@@ -81,6 +83,7 @@ def build_landing_asset(source: Source) -> dg.AssetsDefinition:
         group_name=INGEST_GROUP,
         deps=deps,
         kinds={"python", "csv"},
+        freshness_policy=DAILY,
         pool=WAREHOUSE_WRITES_POOL,
         description=f"Validated rows of landing/{source.name}/*; bad rows go to raw.{source.quarantine_table}.",
         check_specs=[
@@ -141,5 +144,22 @@ def raw_leads(
     return dg.MaterializeResult(metadata=crawl_metadata | _report_metadata(report, warehouse, "leads"))
 
 
+@dg.asset(
+    key=raw_asset_key("prediction_log"),
+    group_name=INGEST_GROUP,
+    kinds={"python", "bentoml"},
+    freshness_policy=DAILY,
+    description="The serving API's answers from landing/prediction_log/ (closed spool files), one row per item.",
+)
+def raw_prediction_log(
+    context: dg.AssetExecutionContext,
+    settings: dg.ResourceParam[Settings],
+    warehouse: dg.ResourceParam[Warehouse],
+) -> dg.MaterializeResult:
+    report = load_prediction_log(warehouse, settings.landing_dir)
+    context.log.info(report.summary)
+    return dg.MaterializeResult(metadata=_report_metadata(report, warehouse, "prediction_log"))
+
+
 landing_assets = [build_landing_asset(source) for source in LANDING_SOURCES]
-ingest_assets = [*landing_assets, raw_leads]
+ingest_assets = [*landing_assets, raw_leads, raw_prediction_log]

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from ml.registry import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG, DATA_AS_OF_TAG
 from ml.training import (
     FORECASTER_BASELINE,
     Published,
@@ -65,12 +66,28 @@ def _skipped(context: dg.AssetExecutionContext, asset_name: str, baseline: str, 
     return dg.MaterializeResult(metadata={"skipped": reason}, check_results=checks)
 
 
+def lineage_tags(context: dg.AssetExecutionContext, data_as_of) -> dict[str, str]:
+    """MLflow run tags naming the Dagster run and asset that trained a model and its data's latest date."""
+    return {
+        DAGSTER_RUN_TAG: context.run.run_id,
+        DAGSTER_ASSET_TAG: context.asset_key.to_user_string(),
+        DATA_AS_OF_TAG: str(data_as_of),
+    }
+
+
 def _train(
-    context: dg.AssetExecutionContext, asset_name: str, baseline: str, job: TrainingJob, tracking: MlflowTracking
+    context: dg.AssetExecutionContext,
+    asset_name: str,
+    baseline: str,
+    job: TrainingJob,
+    tracking: MlflowTracking,
+    data_as_of,
 ) -> dg.MaterializeResult:
-    """Publish the job and turn what happened into the asset's metadata and check results."""
+    """Publish the job and turn what happened into the asset's metadata and check results. The run is tagged
+    with the Dagster run and asset that trained it and the data's latest date, so every served answer leads
+    back here (and the `mlflow_run` link leads the other way)."""
     experiment_id = tracking.experiment_id(EXPERIMENT)
-    published: Published = publish(job, tracking.registry, experiment_id)
+    published: Published = publish(job, tracking.registry, experiment_id, lineage_tags(context, data_as_of))
     decision, evaluation = published.decision, published.evaluation
     context.log.info(f"{job.name} v{published.version}: {decision.reason}")
     comparison = {
@@ -133,7 +150,7 @@ def recommender(
         return _skipped(context, "recommender", RECOMMENDER_BASELINE, "no interactions in the warehouse")
     products = warehouse.query("SELECT * FROM marts.dim_products")
     job = recommender_job(events, products, settings.interaction_weights)
-    return _train(context, "recommender", RECOMMENDER_BASELINE, job, mlflow_tracking)
+    return _train(context, "recommender", RECOMMENDER_BASELINE, job, mlflow_tracking, events["event_at"].max())
 
 
 @dg.asset(
@@ -161,7 +178,7 @@ def demand_forecaster(
         settings.forecast_prophet_top_n,
         settings.forecast_calendar,
     )
-    return _train(context, "demand_forecaster", FORECASTER_BASELINE, job, mlflow_tracking)
+    return _train(context, "demand_forecaster", FORECASTER_BASELINE, job, mlflow_tracking, daily["sales_date"].max())
 
 
 def _champion(name: str, mlflow_tracking: MlflowTracking):

@@ -154,11 +154,18 @@ class GenerationResult:
 
 
 def generate_demo_data(
-    out_dir: Path, scale: str = "demo", seed: int = 42, start: date = date(2023, 1, 1), days: int = 730
+    out_dir: Path,
+    scale: str = "demo",
+    seed: int = 42,
+    start: date = date(2023, 1, 1),
+    days: int = 730,
+    demand_shift: tuple[date, float] | None = None,
 ) -> GenerationResult:
     """Write landing CSVs, planted_bad_rows.json, the directory site and its manifest under out_dir.
 
     Same arguments give byte-identical files: all randomness comes from `seed`, never from the clock.
+    demand_shift (date, factor): every product's demand is multiplied by factor from that date on, a
+    break no model trained before it can foresee (what the forecast accuracy monitor must catch).
     """
     cfg = SCALES[scale]
     out_dir = Path(out_dir)
@@ -168,7 +175,7 @@ def generate_demo_data(
     cal = _Calendar.build(start, days)
     catalog = _Catalog.build(rng_products, cfg, cal)
     users = _Users.build(rng_users, cfg, cal)
-    sales, sales_quarter = _sales(rng_sales, catalog, users, cal, cfg)
+    sales, sales_quarter = _sales(rng_sales, catalog, users, cal, cfg, demand_shift)
     interactions, web_quarter = _interactions(rng_web, catalog, users, cal, cfg)
 
     landing = out_dir / "landing"
@@ -394,11 +401,20 @@ class _Users:
 
 
 def _sales(
-    rng: np.random.Generator, cat: _Catalog, users: _Users, cal: _Calendar, cfg: Scale
+    rng: np.random.Generator,
+    cat: _Catalog,
+    users: _Users,
+    cal: _Calendar,
+    cfg: Scale,
+    demand_shift: tuple[date, float] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Order lines from a negative-binomial daily demand model, grouped into orders of 1-4 products."""
+    shift = np.ones(cal.days)
+    if demand_shift is not None:
+        shift[cal.day_str >= demand_shift[0].isoformat()] = demand_shift[1]
     rate = (
-        cfg.sales_lines_per_day
+        shift[None, :]
+        * cfg.sales_lines_per_day
         * cat.weight[:, None]
         * WEEKLY_SALES[cal.dow]
         * cal.holiday

@@ -37,6 +37,7 @@ from orchestration.landing.validate import (
     value_fingerprints,
 )
 from orchestration.warehouse import Connection, Warehouse
+from serving.spool import close_orphans
 
 
 @dataclass
@@ -225,6 +226,7 @@ def load_source(
     if not folder.is_dir():
         report.folder_found = False
         return report
+    close_orphans(folder)  # spool files the service left open when it died hold acknowledged events
     for path in _landing_files(folder):
         report.files_seen += 1
         name = printable(path.name)

@@ -41,6 +41,22 @@ RAW_COLUMNS: dict[str, dict[str, str]] = {
         "session_id": "VARCHAR",
         **_LOAD_COLUMNS,
     },
+    "prediction_log": {
+        "request_id": "VARCHAR",
+        "requested_at": "TIMESTAMP",
+        "endpoint": "VARCHAR",
+        "caller_id": "VARCHAR",
+        "variant": "VARCHAR",
+        "model_name": "VARCHAR",
+        "model_version": "VARCHAR",
+        "mlflow_run_id": "VARCHAR",
+        "dagster_run_id": "VARCHAR",
+        "data_as_of": "VARCHAR",
+        "rank": "BIGINT",
+        "item_id": "VARCHAR",
+        "score": "DOUBLE PRECISION",
+        **_LOAD_COLUMNS,
+    },
     "leads": {
         "name": "VARCHAR",
         "category": "VARCHAR",
@@ -81,7 +97,7 @@ LOAD_LOG_COLUMNS = {
     "loaded_at": "TIMESTAMP",
 }
 
-QUARANTINED_SOURCES = (PRODUCTS.name, SALES.name, INTERACTIONS.name, "leads")
+QUARANTINED_SOURCES = (PRODUCTS.name, SALES.name, INTERACTIONS.name, "leads", "prediction_log")
 
 
 def qualified(table: str) -> str:

@@ -35,7 +35,7 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     definitions = build_definitions(Settings(home=tmp_path / "state"))
     graph = definitions.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "warehouse", "ml"}
+    assert groups == {"ingest", "warehouse", "ml", "monitoring"}
     assert dg.AssetKey(["marts", "fct_sales_daily"]) in graph.get_all_asset_keys()
     upstream = graph.get(dg.AssetKey(["staging", "stg_sales"])).parent_keys
     assert dg.AssetKey(["raw", "sales"]) in upstream  # ingestion and dbt are one lineage
@@ -47,10 +47,18 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     assert {(s.name, s.job_name, s.cron_schedule) for s in definitions.schedules} == {
         ("daily_ingest", "ingest_and_warehouse", "0 2 * * *"),
         ("weekly_refresh", "refresh_everything", "0 4 * * 0"),
+        ("monthly_retrain", "retrain", "0 3 1 * *"),
     }
     daily = definitions.resolve_job_def("ingest_and_warehouse").asset_layer.selected_asset_keys
     assert dg.AssetKey(["marts", "fct_sales_daily"]) in daily
     assert not [key for key in daily if graph.get(key).group_name == "ml"], "the daily job trains nothing"
+    sensors = {sensor.name: sensor for sensor in definitions.sensors}
+    assert set(sensors) == {"landing_sensor", "declarative_automation", "retrain_on_evidence", "alert_on_run_failure"}
+    assert sensors["landing_sensor"].job_name == "ingest_landing"
+    assert sensors["retrain_on_evidence"].job_name == "retrain"
+    conditions = {key: graph.get(key).automation_condition for key in graph.get_all_asset_keys()}
+    assert conditions[dg.AssetKey(["marts", "fct_sales_daily"])] is not None  # the warehouse follows ingest
+    assert conditions[dg.AssetKey("recommender")] is None  # models retrain on evidence or the monthly floor
 
 
 def test_cli_generates_runs_and_records_the_run_in_the_embedded_instance(tmp_path, monkeypatch, capsys):
