@@ -131,7 +131,8 @@ def parse(body: bytes, model: type[BaseModel]) -> BaseModel:
             }
             for e in error.errors(include_url=False, include_input=False, include_context=False)
         ]
-        raise Answer(400, "the request body is not valid: see detail", detail=detail) from None
+        count = error.error_count()  # "1 validation error for recommend request": the request named in words
+        raise Answer(400, f"{count} validation error{'s' * (count != 1)} for {error.title}", detail=detail) from None
 
 
 def state() -> ServingState:

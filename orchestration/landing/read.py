@@ -21,7 +21,6 @@ import operator
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 GZIP_MAGIC = b"\x1f\x8b"
 _BOMS = (  # UTF-32 LE first: its BOM starts with UTF-16 LE's
@@ -77,14 +76,9 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-@dataclass(frozen=True)
-class Record:
-    """One CSV record: its first and last physical line (1-based) and its fields, or why it has none."""
-
-    first_line: int
-    last_line: int
-    fields: list[str] | None
-    problem: str = ""
+Record = tuple[int, int, list[str] | None, str]
+"""One CSV record: its first and last physical line (1-based), its fields or None, and why it has none.
+A plain tuple: millions are made per file, and a dataclass costs a tenth of the whole load."""
 
 
 def header_fields(lines: list[str]) -> list[str]:
@@ -101,13 +95,13 @@ def read_records(lines: list[str], n_fields: int) -> Iterator[Record]:
             for fields in reader:
                 end = start + reader.line_num
                 if end - position > 1 and len(fields) != n_fields:
-                    yield Record(position + 1, position + 1, None, _UNTERMINATED)
+                    yield position + 1, position + 1, None, _UNTERMINATED
                     position += 1
                     break
-                yield Record(position + 1, end, fields)
+                yield position + 1, end, fields, ""
                 position = end
             else:
                 return
         except csv.Error as error:
-            yield Record(position + 1, position + 1, None, f"unreadable CSV record ({error})")
+            yield position + 1, position + 1, None, f"unreadable CSV record ({error})"
             position += 1

@@ -123,11 +123,10 @@ def parse_landing_file(name: str, data: bytes, source: Source) -> ParsedFile:
     good_rows: list[list[str]] = []
     line_numbers: list[int] = []
     raw_records: list[str] = []
-    for record in read_records(lines, len(header)):
-        first, fields = record.first_line, record.fields
-        raw = lines[first - 1] if record.last_line == first else "\n".join(lines[first - 1 : record.last_line])
+    for first, last, fields, problem in read_records(lines, len(header)):
+        raw = lines[first - 1] if last == first else "\n".join(lines[first - 1 : last])
         if fields is None:
-            rejected.append((first, Reason.MALFORMED_ROW, record.problem, printable(raw)))
+            rejected.append((first, Reason.MALFORMED_ROW, problem, printable(raw)))
         elif not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # blank line
         elif len(fields) != len(header):
