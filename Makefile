@@ -22,8 +22,10 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/optimum demo --scale demo --serve-port $(SERVE_PORT)
 
-test: install
-	$(VENV)/bin/pytest
+# CI gates: lint, format and security lint (ruff, S rules) first; then the suite with coverage of
+# orchestration/, ml/ and serving/ (subprocesses included), failing under 80% (pyproject.toml).
+test: install lint
+	$(VENV)/bin/pytest --cov --cov-report=term
 
 up: install
 	$(VENV)/bin/optimum up --port $(DAGSTER_PORT)

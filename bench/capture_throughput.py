@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--kill-after", type=float, default=5)
-    parser.add_argument("--out", type=Path, default=Path("/tmp/capture-bench"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/capture-bench"))  # noqa: S108 -- a benchmark's scratch folder, default only
     args = parser.parse_args()
     throughput(args, args.out)
     crash(args, args.out)

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+K8S_EXECUTOR_CONFIG = REPO_ROOT / "infra" / "k8s" / "executor.yaml"
 MAX_FORECAST_HORIZON = 104  # periods: two years of weeks; the serving API's limit too
 
 
@@ -124,6 +125,10 @@ class Settings(BaseSettings):
         "(drop a partial trailing period).",
     )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
+    executor: Literal["default", "k8s"] = Field(
+        "default",
+        description="k8s: every step is a Kubernetes Job (infra/k8s/executor.yaml); default: see definitions.",
+    )
     environment: Literal["embedded", "production"] = Field(
         "embedded", description="production: every API call needs a token (`optimum token create`)."
     )
@@ -138,6 +143,17 @@ class Settings(BaseSettings):
     )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
+
+    # Backups (orchestration/backup.py): where they go, how long they stay, and the production state that
+    # lives outside the state folder and the warehouse (the MLflow server's database and artifact folder).
+    backup_dir: Path = Field(Path("backups"), description="Folder of `optimum backup` files, off the state disk.")
+    backup_cron: str = Field("0 3 * * *", description="When the nightly_backup schedule runs (cron, UTC).")
+    backup_retention_days: int = Field(14, ge=0, description="Backups older than this before the newest are deleted.")
+    mlflow_backend_dsn: str = Field("", description="PostgreSQL DSN of the MLflow server's backend store, to back up.")
+    # A string, empty for none, like the DSN above: `as_env` must round-trip it through the environment.
+    mlflow_artifacts_destination: str = Field(
+        "", description="The MLflow server's --artifacts-destination, to back up."
+    )
 
     # The closed loop: forecast snapshots, monitoring thresholds, alerts, the A/B verdict.
     snapshot_start: date = Field(date(2023, 1, 2), description="First as-of week of the forecast snapshots.")
@@ -163,7 +179,7 @@ class Settings(BaseSettings):
     ab_alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the A/B z-test.")
     ab_promote_winner: bool = Field(False, description="A challenger that wins the A/B test becomes champion.")
 
-    @field_validator("home", "landing_dir", "expectations_dir")
+    @field_validator("home", "landing_dir", "expectations_dir", "backup_dir")
     @classmethod
     def _absolute(cls, path: Path) -> Path:
         return path.expanduser().resolve()

@@ -69,6 +69,6 @@ def retrain_alerts_after(warehouse: Warehouse, alert_id: int) -> pd.DataFrame:
     with warehouse.transaction() as conn:
         ensure_alerts_table(conn)
         return conn.query(
-            f"SELECT alert_id, kind, subject FROM {ALERTS} WHERE retrain AND alert_id > ? ORDER BY alert_id",
+            f"SELECT alert_id, kind, subject FROM {ALERTS} WHERE retrain AND alert_id > ? ORDER BY alert_id",  # noqa: S608 -- ALERTS is a module constant
             (alert_id,),
         )

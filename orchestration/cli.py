@@ -481,7 +481,7 @@ def quarantine_listing(settings: Settings, source: str | None = None, reason: st
     with warehouse.transaction() as conn:
         ensure_raw_schema(conn)
     parts = [
-        f"SELECT '{name}' AS source, reason, source_file, count(*) AS n_rows, min(source_line) AS first_line, "
+        f"SELECT '{name}' AS source, reason, source_file, count(*) AS n_rows, min(source_line) AS first_line, "  # noqa: S608 -- source names come from the landing contract
         f"min(detail) AS example FROM {quarantine_table(name)} WHERE resolved_load_id IS NULL "
         f"{'AND reason = ?' if reason else ''} GROUP BY reason, source_file"
         for name in QUARANTINED_SOURCES
@@ -525,6 +525,33 @@ def cmd_ui(args: argparse.Namespace) -> int:
             serving_server(settings, args.serve_port),
         ]
     )
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from orchestration.backup import BackupError, create_backup
+
+    try:
+        result = create_backup(_settings(args))
+    except BackupError as error:
+        print(f"backup failed: {error}", file=sys.stderr)
+        return 1
+    print(f"backup {result.path} ({result.size_bytes:,} bytes, {result.duration_s:.1f} s) sha256 {result.sha256}")
+    print(f"  parts: {', '.join(result.parts)}")
+    for path in result.removed:
+        print(f"  removed by retention: {path.name}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from orchestration.backup import BackupError, restore_backup
+
+    try:
+        manifest = restore_backup(_settings(args), Path(args.backup))
+    except BackupError as error:
+        print(f"restore refused: {error}", file=sys.stderr)
+        return 2
+    print(f"restored the backup of {manifest['created_at']} ({len(manifest['members'])} files)")
+    return 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -630,6 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--mlflow-port", type=int, default=MLFLOW_PORT)
     ui.add_argument("--serve-port", type=int, default=SERVING_PORT)
     ui.set_defaults(func=cmd_ui)
+
+    backup = with_target(commands.add_parser("backup", help="write one checksummed backup of all state"))
+    backup.set_defaults(func=cmd_backup)
+
+    restore = with_target(commands.add_parser("restore", help="restore a backup into empty databases/folders"))
+    restore.add_argument("backup", help="the optimum-backup-*.tar.gz file")
+    restore.set_defaults(func=cmd_restore)
     return parser
 
 

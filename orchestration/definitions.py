@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dagster as dg
+import yaml
 
-from optimum.settings import Settings, Target
+from optimum.settings import K8S_EXECUTOR_CONFIG, Settings, Target
 from orchestration.assets.ingest import ingest_assets
 from orchestration.assets.ml import ml_assets
 from orchestration.assets.monitoring import build_monitoring_assets
+from orchestration.assets.operations import operations_assets
 from orchestration.assets.warehouse import build_warehouse_assets
 from orchestration.automation import (
     alert_on_run_failure,
@@ -21,7 +23,7 @@ from orchestration.automation import (
 )
 from orchestration.checks import expectation_checks
 from orchestration.dbt import dbt_cli, ensure_manifest
-from orchestration.jobs import jobs, schedules
+from orchestration.jobs import backup_schedule, jobs, schedules
 from orchestration.mlflow_resource import MlflowTracking
 from orchestration.warehouse import Warehouse
 
@@ -29,15 +31,19 @@ from orchestration.warehouse import Warehouse
 def build_definitions(settings: Settings) -> dg.Definitions:
     settings.ensure_dirs()
     ensure_manifest(settings)
-    # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
-    executor = dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
     return dg.Definitions(
-        assets=[*ingest_assets, build_warehouse_assets(), *ml_assets, *build_monitoring_assets(settings)],
+        assets=[
+            *ingest_assets,
+            build_warehouse_assets(),
+            *ml_assets,
+            *build_monitoring_assets(settings),
+            *operations_assets,
+        ],
         asset_checks=expectation_checks,
         jobs=[*jobs, ingest_landing_job, retrain_job, refresh_monitoring_job],
-        schedules=[*schedules, monthly_retrain_schedule],
+        schedules=[*schedules, monthly_retrain_schedule, backup_schedule(settings.backup_cron)],
         sensors=[landing_sensor, automation_sensor, retrain_on_evidence, alert_on_run_failure],
-        executor=executor,
+        executor=step_executor(settings),
         resources={
             "settings": settings,
             "warehouse": Warehouse.from_settings(settings),
@@ -45,6 +51,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "mlflow_tracking": MlflowTracking(settings),
         },
     )
+
+
+def step_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """How a run executes its steps: one process (DuckDB), subprocesses (PostgreSQL), or Kubernetes Jobs."""
+    if settings.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(yaml.safe_load(K8S_EXECUTOR_CONFIG.read_text()))
+    # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
+    return dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
 
 
 @dg.definitions

@@ -27,7 +27,7 @@ def find_request(settings: Settings, request_id: str) -> dict:
     """The logged answer: from the warehouse when ingested, else from the spool files not ingested yet."""
     warehouse = Warehouse.from_settings(settings)
     if warehouse.table_exists("raw", SOURCE):
-        rows = warehouse.query(f"SELECT * FROM raw.{SOURCE} WHERE request_id = ? ORDER BY rank", (request_id,))
+        rows = warehouse.query(f"SELECT * FROM raw.{SOURCE} WHERE request_id = ? ORDER BY rank", (request_id,))  # noqa: S608 -- SOURCE is a module constant; the id is bound
         if len(rows):
             request = {name: rows[name].iloc[0] for name in REQUEST_FIELDS}
             request["items"] = list(zip(rows["item_id"], rows["score"], strict=True))

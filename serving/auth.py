@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SCOPES = ("predict", "interactions", "admin")
-TOKEN_PREFIX = "opt_"
+TOKEN_PREFIX = "opt_"  # noqa: S105 -- the public prefix of every token, not a secret
 RELOAD_SECONDS = 2.0
 TABLE = "optimum_api_tokens"
 
@@ -109,7 +109,7 @@ class PostgresTokenStore:
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT sha256, name, scope FROM {TABLE}")
+                cursor.execute(f"SELECT sha256, name, scope FROM {TABLE}")  # noqa: S608 -- TABLE is a module constant
                 return {digest: Principal(name, scope) for digest, name, scope in cursor.fetchall()}
         finally:
             connection.close()
@@ -120,7 +120,7 @@ class PostgresTokenStore:
         connection = self._connect()
         try:
             with connection, connection.cursor() as cursor:
-                cursor.execute(f"INSERT INTO {TABLE} (name, scope, sha256) VALUES (%s, %s, %s)", (name, scope, digest))
+                cursor.execute(f"INSERT INTO {TABLE} (name, scope, sha256) VALUES (%s, %s, %s)", (name, scope, digest))  # noqa: S608 -- TABLE is a module constant
         except psycopg2.errors.UniqueViolation as error:
             raise TokenExists(f"a token named {name!r} already exists in {self.describe()}") from error
         finally:

@@ -254,7 +254,13 @@ def free_port() -> int:
 
 def server_env(home: Path, tracking_uri: str | None, **extra: str) -> dict[str, str]:
     """The environment docker-compose gives the service, pointed at a test home and store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTIMUM_", "BENTOML_", "MLFLOW_TRACKING"))}
+    # mlflow.set_tracking_uri and set_registry_uri export MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI: a test
+    # that trained in-process must not hand its store to the server.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPTIMUM_", "BENTOML_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))
+    }
     env |= {
         "OPTIMUM_HOME": str(home),
         "OPTIMUM_LANDING_DIR": str(home / "landing"),  # captured events and the prediction log

@@ -106,7 +106,7 @@ def build_monitoring_assets(settings: Settings) -> list:
                 skipped.append(key)  # the data does not reach this week yet
                 with warehouse.transaction() as conn:
                     _ensure_snapshots(conn)
-                    conn.execute(f"DELETE FROM {SNAPSHOTS} WHERE as_of = ?", (as_of.to_pydatetime(),))
+                    conn.execute(f"DELETE FROM {SNAPSHOTS} WHERE as_of = ?", (as_of.to_pydatetime(),))  # noqa: S608 -- SNAPSHOTS is a module constant
                 continue
             training = train_forecaster(
                 daily,
@@ -122,7 +122,7 @@ def build_monitoring_assets(settings: Settings) -> list:
             frame = forecast.assign(forecast_date=pd.to_datetime(forecast["forecast_date"]))[list(SNAPSHOT_COLUMNS)]
             with warehouse.transaction() as conn:
                 _ensure_snapshots(conn)
-                conn.execute(f"DELETE FROM {SNAPSHOTS} WHERE as_of = ?", (as_of.to_pydatetime(),))
+                conn.execute(f"DELETE FROM {SNAPSHOTS} WHERE as_of = ?", (as_of.to_pydatetime(),))  # noqa: S608 -- SNAPSHOTS is a module constant
                 conn.append(SNAPSHOTS, frame)
             written.append(key)
         return dg.MaterializeResult(
@@ -146,7 +146,7 @@ def build_monitoring_assets(settings: Settings) -> list:
         """WAPE and MASE of each past snapshot on the weeks observed since, against the promised MASE."""
         with warehouse.transaction() as conn:
             _ensure_snapshots(conn)
-            snapshots = conn.query(f"SELECT * FROM {SNAPSHOTS}")
+            snapshots = conn.query(f"SELECT * FROM {SNAPSHOTS}")  # noqa: S608 -- SNAPSHOTS is a module constant
         daily = warehouse.query("SELECT product_id, sales_date, quantity, revenue FROM marts.fct_sales_daily")
         accuracy = snapshot_accuracy(snapshots, daily, settings.forecast_freq)
         warehouse.replace_table(f"{SCHEMA}.forecast_accuracy", accuracy)
@@ -325,7 +325,7 @@ def ab_report(
 ) -> dg.MaterializeResult:
     """Champion vs challenger recommenders on logged outcomes (two-proportion z-test on the hit rate);
     with Settings.ab_promote_winner, a challenger that won becomes the champion."""
-    outcomes = warehouse.query(f"SELECT * FROM {SCHEMA}.recommendation_outcomes")
+    outcomes = warehouse.query(f"SELECT * FROM {SCHEMA}.recommendation_outcomes")  # noqa: S608 -- SCHEMA is a module constant
     summary = ab_verdict(outcomes, settings.ab_min_answers, settings.ab_alpha)
     if summary["challenger_won"] and settings.ab_promote_winner:
         challenger_versions = outcomes.loc[outcomes["variant"] == CHALLENGER, "model_version"].unique()

@@ -28,7 +28,7 @@ ENGAGED_SHARE = 0.35  # of the answers, how many lead to an interaction with a s
 
 def simulate_traffic(settings: Settings, base_url: str, seed: int = 0) -> tuple[list[str], int]:
     """(request ids of the answers, events acknowledged): a shop asking and its users reacting."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 -- seeded demo traffic, not a secret
     users = Warehouse.from_settings(settings).query("SELECT DISTINCT user_id FROM marts.user_item_scores ORDER BY 1")
     chosen = rng.sample(users["user_id"].tolist(), min(ANSWERS, len(users)))
     request_ids, events = [], []
@@ -88,7 +88,7 @@ def print_report(settings: Settings, request_id: str) -> None:
         ("alerts", "alerts"),
     ):
         if warehouse.table_exists("monitoring", table):
-            frame = warehouse.query(f"SELECT * FROM monitoring.{table}")
+            frame = warehouse.query(f"SELECT * FROM monitoring.{table}")  # noqa: S608 -- table names come from the code
             print(f"\n{title}:\n{frame.to_string(index=False) if len(frame) else '  (none)'}")
     print(f"\noptimum trace {request_id}")
     print("\n".join(trace_request(settings, request_id)))

@@ -35,7 +35,7 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     definitions = build_definitions(Settings(home=tmp_path / "state"))
     graph = definitions.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"ingest", "warehouse", "ml", "monitoring"}
+    assert groups == {"ingest", "warehouse", "ml", "monitoring", "operations"}
     assert dg.AssetKey(["marts", "fct_sales_daily"]) in graph.get_all_asset_keys()
     upstream = graph.get(dg.AssetKey(["staging", "stg_sales"])).parent_keys
     assert dg.AssetKey(["raw", "sales"]) in upstream  # ingestion and dbt are one lineage
@@ -47,8 +47,11 @@ def test_graph_has_groups_jobs_schedules_and_checks(tmp_path):
     assert {(s.name, s.job_name, s.cron_schedule) for s in definitions.schedules} == {
         ("daily_ingest", "ingest_and_warehouse", "0 2 * * *"),
         ("weekly_refresh", "refresh_everything", "0 4 * * 0"),
+        ("nightly_backup", "nightly_backup", "0 3 * * *"),
         ("monthly_retrain", "retrain", "0 3 1 * *"),
     }
+    everything = definitions.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
+    assert dg.AssetKey("backup") not in everything, "the backup runs on its own schedule, not in refresh runs"
     daily = definitions.resolve_job_def("ingest_and_warehouse").asset_layer.selected_asset_keys
     assert dg.AssetKey(["marts", "fct_sales_daily"]) in daily
     assert not [key for key in daily if graph.get(key).group_name == "ml"], "the daily job trains nothing"
