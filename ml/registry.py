@@ -54,10 +54,11 @@ class Evaluation:
 
     @property
     def beats_baseline(self) -> bool:
-        """Strictly better than the baseline (False when either value is missing)."""
+        """No worse than the baseline (False when either value is missing). A tie means the served choice is
+        the baseline itself (seasonal naive won the backtest): serving it is right, so it must not block."""
         if self.higher_is_better:
-            return self.value > self.baseline_value
-        return self.value < self.baseline_value
+            return self.value >= self.baseline_value
+        return self.value <= self.baseline_value
 
     def as_tags(self) -> dict[str, str]:
         return {f"eval.{key}": str(value) for key, value in asdict(self).items()}

@@ -156,6 +156,11 @@ class Warehouse(ABC):
             conn.execute(f"CREATE TABLE {table} ({columns})")
             conn.append(table, frame)
 
+    def table_exists(self, schema: str, table: str) -> bool:
+        sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+        with self.transaction() as conn:
+            return conn.scalar(sql, (schema, table)) > 0
+
     def row_count(self, table: str) -> int:
         with self.transaction() as conn:
             return int(conn.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608 -- callers pass table names from code, never user input

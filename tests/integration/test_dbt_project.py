@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
 
-from ml.recommend import scores_from_events
+from ml.recommend import MART_RECENCY, Recency, scores_from_events
 from optimum.settings import DBT_PROJECT_DIR, Settings
 from orchestration.dbt import dbt_environment
 from orchestration.landing.raw_tables import RAW_COLUMNS, ensure_raw_schema, qualified
@@ -442,11 +442,12 @@ def test_python_scoring_matches_the_score_mart(tmp_path) -> None:
         ensure_raw_schema(conn)
     for batch in (BATCH_1, BATCH_2):
         _load(warehouse, batch)
-    _dbt_runner(settings, tmp_path)("build", "--select", "+user_item_scores")
+    _dbt_runner(settings, tmp_path)("build")
 
     events = warehouse.query("select * from marts.fct_interactions")
     assert set(events["interaction_type"]) == set(weights), "every weight is exercised"
-    python = scores_from_events(events, settings.half_life_days, settings.interaction_weights)
+    recency = Recency(settings.half_life_days, MART_RECENCY.age_from)  # the mart's own age reference
+    python = scores_from_events(events, recency, settings.interaction_weights)
     mart = warehouse.query("select * from marts.user_item_scores order by user_id, product_id")
     assert len(mart) == len(python) > 0
     merged = mart.merge(python, on=["user_id", "product_id"], suffixes=("_dbt", "_python"), validate="1:1")

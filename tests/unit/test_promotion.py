@@ -61,6 +61,7 @@ def test_baseline_comparison_follows_the_metric_direction():
     assert Evaluation("ndcg@10", 0.3, True, "d", "c", "popularity", 0.2).beats_baseline
     assert not Evaluation("mase", 0.9, False, "d", "c", "seasonal_naive", 0.8).beats_baseline
     assert not Evaluation("mase", 0.9, False, "d", "c").beats_baseline  # no baseline: cannot claim to beat it
+    assert Evaluation("mase", 0.8, False, "d", "c", "seasonal_naive", 0.8).beats_baseline  # the baseline served
     tags = Evaluation("mase", 0.7, False, "d", "c", "seasonal_naive", 0.8).as_tags()
     assert Evaluation.from_tags(tags) == Evaluation("mase", 0.7, False, "d", "c", "seasonal_naive", 0.8)
 
