@@ -25,7 +25,7 @@ demo: install
 # CI gates: lint, format and security lint (ruff, S rules) first; then the suite with coverage of
 # orchestration/, ml/ and serving/ (subprocesses included), failing under 80% (pyproject.toml).
 test: install lint
-	$(VENV)/bin/pytest --cov --cov-report=term
+	$(VENV)/bin/pytest --cov --cov-report=term --durations=25
 
 up: install
 	$(VENV)/bin/optimum up --port $(DAGSTER_PORT)
