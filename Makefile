@@ -8,7 +8,7 @@ DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 3001
 
-.PHONY: install demo test up serve mlflow-ui ui lint
+.PHONY: install demo test test-topology up serve mlflow-ui ui lint
 
 # The venv is rebuilt from the lock whenever pyproject.toml or uv.lock change.
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -26,6 +26,10 @@ demo: install
 # orchestration/, ml/ and serving/ (subprocesses included), failing under 80% (pyproject.toml).
 test: install lint
 	$(VENV)/bin/pytest --cov --cov-report=term --durations=25
+
+# The docker-compose services as processes on 127.0.0.1, refresh_everything through the daemon (slow).
+test-topology: install
+	$(VENV)/bin/pytest -m topology tests/integration/test_topology.py
 
 up: install
 	$(VENV)/bin/optimum up --port $(DAGSTER_PORT)
