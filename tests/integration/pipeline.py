@@ -27,6 +27,17 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def blocking_check_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Checks of ERROR severity that did not pass: what would block downstream (WARN checks only report)."""
+    return [
+        f"{data.asset_key.to_user_string()}/{data.check_name}"
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not (data := event.event_specific_data).passed
+        and data.severity == dg.AssetCheckSeverity.ERROR
+    ]
+
+
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 

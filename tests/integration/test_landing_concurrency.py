@@ -19,7 +19,7 @@ from orchestration.cli import exclusive_state, fail_abandoned_runs, kill_abandon
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.load import load_source
 from orchestration.warehouse import Warehouse
-from tests.integration.pipeline import check_results, run_job, settings_for
+from tests.integration.pipeline import blocking_check_failures, run_job, settings_for
 
 pytestmark = pytest.mark.integration
 OPTIMUM = str(Path(sys.executable).with_name("optimum"))
@@ -69,7 +69,7 @@ def test_two_loads_started_together_load_every_file_once(shared_state):
     rows_before = warehouse.row_count("raw.sales")
     result = run_job(shared_state, "ingest_and_warehouse")
     assert result.success
-    assert all(ok for name, ok in check_results(result).items() if not name.endswith("quarantine_rate"))
+    assert blocking_check_failures(result) == []
     assert warehouse.row_count("raw.sales") == rows_before
 
 
