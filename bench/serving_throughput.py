@@ -16,9 +16,10 @@ then measured in turn, so every comparison is interleaved in time):
 - `bare-package`: the same app ranking with the package's recommender per request.
 Both stacks run uvicorn with uvloop and httptools and no access log.
 
-Scenarios (--scenarios NAME:CONNECTIONS:THINK_MS): wrk (one thread, Lua script) keeps CONNECTIONS
+Scenarios (--scenarios NAME:CONNECTIONS:THINK_MS[:retry]): wrk (one thread, Lua script) keeps CONNECTIONS
 keep-alive connections, each a user waiting a random 0.5-1.5x THINK_MS between requests (wrk's `delay()`,
-not counted as latency; 0: a closed loop), first --warmup s (discarded), then --duration s measured.
+not counted as latency; 0: a closed loop), first --warmup s (discarded), then --duration s measured. A
+client asks again at once after a 503, unless `retry`: then it waits 0.5-1.5x the answer's Retry-After.
 Each round runs every scenario against every server, the server order reversed every other round; the
 tables report the median round. Bodies are {"user_id", "count": --count} for --users known users sampled
 from the champion plus --unknown-fraction never-seen ids (cold start). Before the load, 20 users are asked
@@ -217,14 +218,29 @@ end
 request = function()
   return requests[math.random(#requests)]
 end
-if think_ms > 0 then
-  -- a user waits 0.5x to 1.5x the think time between two requests (wrk does not count it as latency)
+local honor_retry = %(honor_retry)s
+local owed = {}  -- Retry-After delays (ms) owed after 503s, first in first out
+if think_ms > 0 or honor_retry then
+  -- a user waits 0.5x to 1.5x the think time between two requests (wrk does not count it as latency);
+  -- a client honouring Retry-After waits that long after a 503 instead. wrk's Lua cannot tell which
+  -- connection a delay() is for, so the owed waits go to the next connections to send: the number of
+  -- waits is exact, which connection serves each is approximate.
   delay = function()
-    return math.random(think_ms / 2, think_ms * 3 / 2)
+    if #owed > 0 then return table.remove(owed, 1) end
+    if think_ms > 0 then return math.random(think_ms / 2, think_ms * 3 / 2) end
+    return 0
   end
 end
 response = function(status, headers, body)
-  if status == 200 then ok = ok + 1 elseif status == 503 then shed = shed + 1 end
+  if status == 200 then
+    ok = ok + 1
+  elseif status == 503 then
+    shed = shed + 1
+    if honor_retry then
+      local seconds = tonumber(headers["retry-after"] or headers["Retry-After"] or "1") or 1
+      table.insert(owed, math.random(seconds * 500, seconds * 1500))
+    end
+  end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -249,16 +265,20 @@ def lua_string(text: str) -> str:
 
 @dataclass(frozen=True)
 class Scenario:
-    """`connections` keep-alive connections, each a user waiting about `think_ms` between requests."""
+    """`connections` keep-alive connections, each a user waiting about `think_ms` between requests and,
+    with `honor_retry`, about Retry-After after a 503 (else it asks again at once)."""
 
     name: str
     connections: int
     think_ms: int
+    honor_retry: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Scenario:
-        name, connections, think_ms = text.split(":")
-        return cls(name, int(connections), int(think_ms))
+        name, connections, think_ms, *flags = text.split(":")
+        if flags not in ([], ["retry"]):
+            raise ValueError(f"scenario {text!r}: NAME:CONNECTIONS:THINK_MS[:retry]")
+        return cls(name, int(connections), int(think_ms), honor_retry=bool(flags))
 
 
 def run_wrk(url: str, bodies: list[str], scenario: Scenario, seconds: float, seed: int, token: str, work: Path) -> dict:
@@ -269,6 +289,7 @@ def run_wrk(url: str, bodies: list[str], scenario: Scenario, seconds: float, see
             "bodies": "{" + ",".join(map(lua_string, bodies)) + "}",
             "seed": seed,
             "think_ms": scenario.think_ms,
+            "honor_retry": "true" if scenario.honor_retry else "false",
             "token": token,
         }
     )
@@ -391,7 +412,8 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         default="closed-50:50:0,users-500:500:1000,overload-500:500:0",
-        help="NAME:CONNECTIONS:THINK_MS,...: think 0 is a closed loop (no pause between requests)",
+        help="NAME:CONNECTIONS:THINK_MS[:retry],...: think 0 is a closed loop (no pause between requests); "
+        "retry: clients wait Retry-After after a 503",
     )
     parser.add_argument("--service", default=SERVICE, help="what `bentoml serve` serves")
     parser.add_argument("--users", type=int, default=1000, help="known users sampled from the champion")

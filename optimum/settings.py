@@ -62,7 +62,10 @@ class ServingSettings(BaseSettings):
     )
     rate_burst: int = Field(400, ge=1, description="Requests one token may send at once before 429.")
     max_in_flight: int = Field(
-        64, ge=1, description="API requests one worker answers at once; one more gets 503 + Retry-After."
+        128, ge=1, description="Most API requests one worker answers at once; one more gets 503 + Retry-After."
+    )
+    admission_target_seconds: float = Field(
+        0.25, gt=0, description="While answers take longer, a worker takes fewer requests at once (AIMD)."
     )
     cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
     search_personal_weight: float = Field(
