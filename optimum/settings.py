@@ -64,9 +64,6 @@ class ServingSettings(BaseSettings):
     max_in_flight: int = Field(
         128, ge=1, description="Most API requests one worker answers at once; one more gets 503 + Retry-After."
     )
-    admission_target_seconds: float = Field(
-        0.25, gt=0, description="While answers take longer, a worker takes fewer requests at once (AIMD)."
-    )
     cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
     search_personal_weight: float = Field(
         0.3, ge=0, le=1, description="Share of a known customer's recommender score in the search ranking."

@@ -11,9 +11,8 @@ bound does (BENCHMARKS.md).
 `Admission`: a worker answers on one event loop, so everything it accepted waits in that loop for its
 turn; under overload the wait grows with the number of open connections (500 connections, no think
 time: answers after seconds, sockets timing out). Admission bounds the API requests a worker holds at
-once (in the engine or awaiting the durable prediction log), adapting the bound so that they are
-answered within a target time; one more is answered at once with 503 + Retry-After instead of joining a
-queue that would answer it seconds later.
+once (in the engine or awaiting the durable prediction log); one more is answered at once with
+503 + Retry-After instead of joining a queue that would answer it seconds later.
 """
 
 from __future__ import annotations
@@ -52,24 +51,16 @@ def retry_after_header(seconds: float) -> str:
 
 
 class Admission:
-    """How many requests one worker takes on at once: at most `ceiling`, fewer while answers are slow.
+    """A bound on the requests in progress in one worker (one event loop: no lock needed).
 
-    The right bound is a number of requests the worker answers within `target` seconds, which depends on
-    the machine and on what else runs on it (a request costs 0.2 ms of CPU on a quiet core, 2 ms on a
-    crowded one). So the bound adapts, additive increase / multiplicative decrease as TCP's window does:
-    an answer slower than `target` cuts it by CUT (at most once per `target`, since the requests already
-    in flight were admitted under the old bound), a faster one raises it by 1/limit (1 per limit's worth
-    of answers), between MIN_LIMIT (or `ceiling` if lower) and `ceiling`. One event loop per worker: no lock needed.
-    """
+    A fixed count, not one adapted to latency: an adaptive bound (AIMD on answer time) was measured and
+    dropped (BENCHMARKS.md): on a CPU-starved worker the 503s themselves slow the loop, the answers the
+    bound admits get slower, the bound shrinks further, and the worker ends up spending most of its CPU
+    refusing requests (200s/s fell to a third of an unbounded server's)."""
 
-    MIN_LIMIT = 8
-    CUT = 0.75
-
-    def __init__(self, ceiling: int, target: float):
-        self.ceiling, self.target = ceiling, target
-        self.limit = float(ceiling)
+    def __init__(self, limit: int):
+        self.limit = limit
         self.in_flight = 0
-        self._cut_at = -math.inf
 
     def enter(self) -> bool:
         """Take a slot if one is free; the caller must `leave()` once it answered."""
@@ -78,12 +69,5 @@ class Admission:
         self.in_flight += 1
         return True
 
-    def leave(self, seconds: float, now: float) -> None:
-        """Give the slot back; `seconds` is how long the request held it, `now` a monotonic clock."""
+    def leave(self) -> None:
         self.in_flight -= 1
-        if seconds > self.target:
-            if now - self._cut_at >= self.target:
-                self.limit = max(min(self.MIN_LIMIT, self.ceiling), self.limit * self.CUT)
-                self._cut_at = now
-        elif self.limit < self.ceiling:
-            self.limit = min(self.ceiling, self.limit + 1 / self.limit)

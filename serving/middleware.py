@@ -11,10 +11,9 @@ On the API routes, in this order, each refusal a JSON {"error": ...} answer:
 - 429 + Retry-After when the caller's token bucket is empty (serving/limits.py);
 - 413 for a body over `max_body` bytes: refused from Content-Length before reading, and a chunked body
   is read only until it passes the limit, so a worker never holds more than `max_body` of one request;
-- 503 + Retry-After when the worker already answers as many API requests as its admission bound
-  (serving/limits.py Admission: at most `max_in_flight`, fewer while answers take longer than
-  `admission_target_seconds`): counted from the end of the body read to the last byte of the answer, so
-  a slow client sending its body holds no slot.
+- 503 + Retry-After when the worker already answers `max_in_flight` API requests (serving/limits.py
+  Admission): counted from the end of the body read to the last byte of the answer, so a slow client
+  sending its body holds no slot.
 The body read here goes straight to the route's answer function (serving/api.py ROUTES): the API
 routes are dispatched here, without a second routing pass through BentoML's and FastAPI's routers.
 
@@ -65,7 +64,7 @@ def too_large(max_body: int) -> JSONResponse:
 
 
 def overloaded(in_flight: int) -> JSONResponse:
-    """503 at once: the worker holds all the requests it can answer in time, this one would wait behind them."""
+    """503 at once: the worker already holds its bound of requests, this one would only wait behind them."""
     return refusal(
         503, f"overloaded: {in_flight} requests in progress in this worker, retry shortly", {"Retry-After": "1"}
     )
@@ -84,7 +83,7 @@ class ApiGateway:
         self.max_body = serving.max_body_bytes
         self.auth = Authenticator(token_store(settings), required=settings.environment == "production")
         self.limiter = RateLimiter(serving.rate_per_second, serving.rate_burst)
-        self.admission = Admission(serving.max_in_flight, serving.admission_target_seconds)
+        self.admission = Admission(serving.max_in_flight)
         _json_log_handler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +125,6 @@ class ApiGateway:
                 response = overloaded(self.admission.in_flight)
             if response is not None:
                 return await response(scope, receive, send_with_id)
-            admitted = time.perf_counter()
             try:
                 reply = await route.answer(body)
                 await send_with_id(
@@ -134,8 +132,7 @@ class ApiGateway:
                 )
                 await send_with_id({"type": "http.response.body", "body": reply.body})
             finally:
-                now = time.perf_counter()
-                self.admission.leave(now - admitted, now)
+                self.admission.leave()
         finally:
             label = path if path in self.routes or path in ("/", "/docs.json") else "/{other}"
             request_log.info(

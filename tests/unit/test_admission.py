@@ -8,7 +8,6 @@ import httpx
 
 from optimum.settings import ServingSettings, Settings
 from serving.api import ApiRoute, Reply
-from serving.limits import Admission
 from serving.middleware import ApiGateway
 
 
@@ -66,33 +65,3 @@ def test_a_failing_answer_gives_its_slot_back(tmp_path):
 
     asyncio.run(twice())
     assert gate.admission.in_flight == 0
-
-
-def test_the_bound_shrinks_while_answers_are_slow_and_grows_back():
-    admission = Admission(ceiling=128, target=0.25)
-    assert all(admission.enter() for _ in range(128)) and not admission.enter()
-    for i in range(128):  # every answer slow; cuts at most once per target interval (here 0.1 s apart)
-        admission.leave(1.0, now=100 + i * 0.1)
-    assert admission.in_flight == 0
-    assert admission.limit == Admission.MIN_LIMIT  # cut to the floor, never below
-    assert sum(admission.enter() for _ in range(20)) == Admission.MIN_LIMIT
-    for _ in range(Admission.MIN_LIMIT):
-        admission.leave(1.0, now=200.0)  # one cut for the whole batch at the same instant
-    assert admission.limit == Admission.MIN_LIMIT
-    answered = 0
-    while admission.limit < 128:  # fast answers: about one more slot per bound's worth of answers
-        assert admission.enter()
-        admission.leave(0.01, now=300.0)
-        answered += 1
-    assert admission.limit == 128 and 128**2 / 2 * 0.9 < answered < 128**2 / 2 * 1.1
-
-
-def test_a_slow_answer_cuts_a_quarter_once_per_target_interval():
-    admission = Admission(ceiling=100, target=0.5)
-    for _ in range(3):
-        admission.enter()
-    admission.leave(0.6, now=10.0)
-    admission.leave(0.6, now=10.2)  # same interval: not cut again
-    assert admission.limit == 75
-    admission.leave(0.6, now=10.6)
-    assert admission.limit == 75 * 0.75
