@@ -21,7 +21,7 @@ from optimum.settings import Settings
 from orchestration.cli import main
 from orchestration.definitions import build_definitions
 from orchestration.warehouse import Warehouse
-from tests.serving_fixtures import server_env, start_server, stop_server, wait_until_up
+from tests.serving_fixtures import running_server, server_env
 
 
 def table_counts(settings: Settings) -> dict[str, int]:
@@ -64,15 +64,12 @@ def served_answers(settings: Settings) -> dict[str, dict]:
     )
     calls = {"/recommend": {"user_id": user, "count": 5}, "/forecast": {"product_id": product, "horizon": 4}}
     answers = {}
-    server = start_server(server_env(settings.home, settings.tracking_uri), settings.home.parent / "serving.log")
-    try:
-        wait_until_up(server, "/readyz", timeout=300)
+    env = server_env(settings.home, settings.tracking_uri)
+    with running_server(env, settings.home.parent / "serving.log", timeout=300) as server:
         for route, body in calls.items():
             response = httpx.post(f"{server.url}{route}", json=body, timeout=30)
             assert response.status_code == 200, response.text
             answers[route] = {k: v for k, v in response.json().items() if k != "request_id"}  # new per request
-    finally:
-        stop_server(server)
     return answers
 
 
