@@ -13,6 +13,16 @@ import pytest
 ADMIN_DSN = os.environ.get("OPTIMUM_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test`), parse the dbt project once before the workers start: on a fresh clone
+    each worker would otherwise parse it at the same time and one could read the other's half-written manifest."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        from optimum.settings import Settings
+        from orchestration.dbt import ensure_manifest
+
+        ensure_manifest(Settings())
+
+
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory: pytest.TempPathFactory):
     """Small generated data (landing files, planted bad rows, lead site), shared read-only by all tests."""

@@ -1,8 +1,6 @@
-"""The restore drill on both modes: materialize, back up, destroy the state, restore, compare everything.
-
-What is compared before and after: the row count of every warehouse table and view, the registry's
-versions and aliases, the Dagster run history (runs and their event counts), and the answers the BentoML
-service gives over HTTP. Then the restored platform takes the next nightly backup through Dagster.
+"""The restore drill in production mode (tests/integration/drill.py says what is compared), on a state trained
+on PostgreSQL: the same refresh_everything also shows the postgres target tracks in PostgreSQL and writes the
+outputs. The embedded drill runs on the state tests/integration/test_ml_pipeline.py trained.
 """
 
 from __future__ import annotations
@@ -10,21 +8,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import dagster as dg
-import httpx
 import pytest
 from mlflow import MlflowClient
 
+from ml.packaging import RECOMMENDER_MODEL_NAME
 from optimum.settings import Settings
-from orchestration.cli import main
-from orchestration.definitions import build_definitions
 from orchestration.warehouse import Warehouse
-from tests.serving_fixtures import server_env, start_server, stop_server, wait_until_up
+from tests.integration.drill import recorded_run, restore_drill, use
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 def _settings(tmp: Path, demo, **values) -> Settings:
+    """The settings of tests/integration/test_ml_pipeline.py (small horizon, two Prophet series), on PostgreSQL."""
     return Settings(
         home=tmp / "state",
         landing_dir=demo.out_dir / "landing",
@@ -32,145 +28,20 @@ def _settings(tmp: Path, demo, **values) -> Settings:
         forecast_horizon=4,
         forecast_prophet_top_n=2,
         recs_top_n=5,
+        target="postgres",
         **values,
     )
 
 
-def table_counts(settings: Settings) -> dict[str, int]:
-    warehouse = Warehouse.from_settings(settings)
-    tables = warehouse.query(
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2"
-    )
-    return {f"{s}.{t}": warehouse.row_count(f"{s}.{t}") for s, t in tables.itertuples(index=False)}
-
-
-def registry(settings: Settings) -> dict[str, dict]:
-    client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
-    state = {}
-    for model in client.search_registered_models():
-        versions = client.search_model_versions(f"name = '{model.name}'")
-        state[model.name] = {
-            "aliases": dict(model.aliases),
-            "versions": sorted((v.version, v.run_id, v.status, v.tags.get("promotion.decision")) for v in versions),
-        }
-    return state
-
-
-def run_history(settings: Settings) -> list[tuple]:
-    with dg.DagsterInstance.get() as instance:
-        return sorted(
-            (run.run_id, run.job_name, run.status.value, len(instance.all_logs(run.run_id)))
-            for run in instance.get_runs()
-        )
-
-
-def served_answers(settings: Settings) -> dict[str, dict]:
-    """What the service answers for a known user and the best-selling product."""
-    warehouse = Warehouse.from_settings(settings)
-    user = str(warehouse.query("SELECT min(user_id) AS u FROM marts.user_item_scores")["u"].iloc[0])
-    product = str(
-        warehouse.query(
-            "SELECT product_id FROM marts.demand_forecast GROUP BY product_id ORDER BY sum(yhat) DESC, 1 LIMIT 1"
-        )["product_id"].iloc[0]
-    )
-    calls = {"/recommend": {"user_id": user, "count": 5}, "/forecast": {"product_id": product, "horizon": 4}}
-    answers = {}
-    server = start_server(server_env(settings.home, settings.tracking_uri), settings.home.parent / "serving.log")
-    try:
-        wait_until_up(server, "/readyz", timeout=300)
-        for route, body in calls.items():
-            response = httpx.post(f"{server.url}{route}", json=body, timeout=30)
-            assert response.status_code == 200, response.text
-            answers[route] = {k: v for k, v in response.json().items() if k != "request_id"}  # new per request
-    finally:
-        stop_server(server)
-    return answers
-
-
-def snapshot(settings: Settings) -> dict:
-    return {
-        "tables": table_counts(settings),
-        "registry": registry(settings),
-        "runs": run_history(settings),
-        "served": served_answers(settings),
-    }
-
-
-def run_job(settings: Settings, job_name: str) -> dg.ExecuteInProcessResult:
-    """In-process, recorded in the instance $DAGSTER_HOME names (SQLite or PostgreSQL storage)."""
-    job = build_definitions(settings).resolve_job_def(job_name)
-    with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False)
-
-
-def _drill(settings: Settings, destroy, restored_settings: Settings, capsys) -> None:
-    first = run_job(settings, "refresh_everything")
-    assert first.success, [event.message for event in first.all_events if event.is_failure]
-    before = snapshot(settings)
-    assert sum(before["tables"].values()) > 0 and len(before["registry"]) == 2 and before["runs"]
-
-    assert main(["backup"]) == 0
-    backups = sorted(settings.backup_dir.glob("optimum-backup-*.tar.gz"))
-    assert len(backups) == 1
-    assert "sha256" in capsys.readouterr().out
-
-    destroy()
-    assert main(["restore", str(backups[0])]) == 0
-    # The command reads its settings from the environment, which the caller pointed at the fresh state.
-    after = snapshot(restored_settings)
-    assert after == before
-    print("drill before == after:", {k: (len(v) if k != "served" else v.keys()) for k, v in after.items()})
-
-    _nightly_backup_through_dagster(restored_settings, backups[0])
-
-
-def _nightly_backup_through_dagster(settings: Settings, first_backup: Path) -> None:
-    """The restored platform runs the nightly job; its asset reports size, duration and checksum."""
-    result = run_job(settings, "nightly_backup")
-    assert result.success
-    (event,) = result.get_asset_materialization_events()
-    metadata = event.step_materialization_data.materialization.metadata
-    path = Path(metadata["path"].value)
-    assert path != first_backup and path.exists()
-    assert metadata["size_bytes"].value == path.stat().st_size > 0
-    assert metadata["duration_s"].value >= 0
-    assert Path(f"{path}.sha256").read_text().split()[0] == metadata["sha256"].value
-
-
-def _use(monkeypatch, settings: Settings, dagster_home: Path) -> None:
-    """Point `optimum` (which reads the environment) and Dagster at these settings."""
-    for name, value in {
-        "OPTIMUM_HOME": settings.home,
-        "OPTIMUM_LANDING_DIR": settings.landing_dir,
-        "OPTIMUM_BACKUP_DIR": settings.backup_dir,
-        "OPTIMUM_TARGET": settings.target.value,
-        "OPTIMUM_PG_DSN": settings.pg_dsn,
-        "OPTIMUM_FORECAST_HORIZON": settings.forecast_horizon,
-        "OPTIMUM_FORECAST_PROPHET_TOP_N": settings.forecast_prophet_top_n,
-        "OPTIMUM_RECS_TOP_N": settings.recs_top_n,
-        "DAGSTER_HOME": dagster_home,
-    }.items():
-        monkeypatch.setenv(name, str(value))
-
-
-def test_restore_drill_embedded(tmp_path, small_demo, monkeypatch, capsys):
-    settings = _settings(tmp_path, small_demo)
-    _use(monkeypatch, settings, settings.dagster_home)
-
-    def destroy():
-        shutil.rmtree(settings.home)
-
-    _drill(settings, destroy, settings, capsys)
-
-
-def test_restore_drill_production(tmp_path, small_demo, new_pg_database, monkeypatch, capsys):
+def test_postgres_target_trains_and_survives_the_restore_drill(
+    tmp_path, small_demo, new_pg_database, monkeypatch, capsys
+):
     """PostgreSQL for the warehouse (and the MLflow store in it) and for Dagster's storage, as in production.
 
     Destroying means dropping the databases and deleting the folders; the restore goes into new, empty
     databases (other names, as on a rebuilt server) and the same paths."""
     warehouse_dsn, dagster_dsn = new_pg_database(), new_pg_database()
-    settings = _settings(tmp_path, small_demo, target="postgres", pg_dsn=warehouse_dsn)
+    settings = _settings(tmp_path, small_demo, pg_dsn=warehouse_dsn)
     dagster_home = tmp_path / "dagster_home"  # outside the state folder, as in the image
 
     def use_dagster_storage(dsn: str) -> None:
@@ -180,8 +51,17 @@ def test_restore_drill_production(tmp_path, small_demo, new_pg_database, monkeyp
         (dagster_home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {url}\n")
 
     use_dagster_storage(dagster_dsn)
-    _use(monkeypatch, settings, dagster_home)
-    restored = _settings(tmp_path, small_demo, target="postgres", pg_dsn=new_pg_database())
+    use(monkeypatch, settings, dagster_home)
+    restored = _settings(tmp_path, small_demo, pg_dsn=new_pg_database())
+
+    assert settings.tracking_uri.startswith("postgresql+psycopg2://")
+    first = recorded_run(settings, "refresh_everything")
+    assert first.success, [event.message for event in first.all_events if event.is_failure]
+    champion = MlflowClient(settings.tracking_uri).get_model_version_by_alias(RECOMMENDER_MODEL_NAME, "champion")
+    assert str(champion.version) == "1"
+    warehouse = Warehouse.from_settings(settings)
+    assert warehouse.row_count("marts.recommendations") > 0
+    assert warehouse.row_count("marts.demand_forecast") > 0
 
     def destroy():
         from tests.conftest import _admin_connection
@@ -194,6 +74,6 @@ def test_restore_drill_production(tmp_path, small_demo, new_pg_database, monkeyp
                 cur.execute(f'DROP DATABASE "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
         con.close()
         use_dagster_storage(new_pg_database())
-        _use(monkeypatch, restored, dagster_home)
+        use(monkeypatch, restored, dagster_home)
 
-    _drill(settings, destroy, restored, capsys)
+    restore_drill(settings, destroy, restored, capsys)

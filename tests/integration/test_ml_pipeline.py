@@ -1,7 +1,10 @@
-"""Models trained from the warehouse: MLflow runs, registry aliases, promotion, batch outputs — both targets."""
+"""Models trained from the warehouse: MLflow runs, registry aliases, promotion, batch outputs; then the embedded
+restore drill on the same trained state. The postgres target trains in tests/integration/test_backup_drill.py
+(whose drill needs that state anyway)."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,6 +16,7 @@ from mlflow import MlflowClient
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
 from orchestration.warehouse import Warehouse
+from tests.integration.drill import recorded_run, restore_drill, use
 from tests.integration.pipeline import check_results, materialized, run_job, settings_for
 
 pytestmark = pytest.mark.integration
@@ -34,10 +38,17 @@ def _ml_settings(tmp, demo, **values):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, small_demo):
-    """Two runs of the whole graph on the same data: the second must train and register nothing."""
-    settings = _ml_settings(tmp_path_factory.mktemp("ml"), small_demo)
-    first = run_job(settings)
-    second = run_job(settings)
+    """Two runs of the whole graph on the same data: the second must train and register nothing.
+
+    The runs are recorded in the state's own Dagster instance, so the last test of this module can take the
+    state through the restore drill (which gives it back as it was)."""
+    tmp = tmp_path_factory.mktemp("ml")
+    settings = _ml_settings(tmp, small_demo, backup_dir=tmp / "backups")
+    settings.ensure_dirs()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(settings.dagster_home))
+        first = recorded_run(settings, "refresh_everything")
+        second = recorded_run(settings, "refresh_everything")
     return settings, first, second
 
 
@@ -161,18 +172,6 @@ def test_asset_metadata_links_the_mlflow_run_and_previews_the_batch_outputs(trai
         assert isinstance(output["preview"], dg.MarkdownMetadataValue) and output["preview"].value.startswith("|")
 
 
-@pytest.mark.postgres
-def test_postgres_target_tracks_in_postgres_and_writes_the_same_outputs(tmp_path, small_demo, pg_dsn):
-    settings = _ml_settings(tmp_path, small_demo, target="postgres", pg_dsn=pg_dsn)
-    assert settings.tracking_uri.startswith("postgresql+psycopg2://")
-    result = run_job(settings)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
-    assert str(_champion(settings, RECOMMENDER_MODEL_NAME).version) == "1"
-    warehouse = Warehouse.from_settings(settings)
-    assert warehouse.row_count("marts.recommendations") > 0
-    assert warehouse.row_count("marts.demand_forecast") > 0
-
-
 def test_training_skips_cleanly_without_data(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -184,3 +183,10 @@ def test_training_skips_cleanly_without_data(tmp_path):
     }
     assert "no interactions" in skipped["recommender"].value
     assert "no sales" in skipped["demand_forecaster"].value
+
+
+def test_restore_drill_embedded(trained, monkeypatch, capsys):
+    """Last in the module: it destroys the trained state and restores it from its backup."""
+    settings = trained[0]
+    use(monkeypatch, settings, settings.dagster_home)
+    restore_drill(settings, lambda: shutil.rmtree(settings.home), settings, capsys)

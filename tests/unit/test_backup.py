@@ -1,6 +1,6 @@
 """Backup files on a tiny hand-made state: what goes in, retention, and every way a backup is refused.
 
-The full drill on materialized state is tests/integration/test_backup_drill.py.
+The full drill on materialized state is tests/integration/drill.py (embedded and production).
 """
 
 from __future__ import annotations
