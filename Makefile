@@ -30,7 +30,7 @@ test: install lint
 
 # The docker-compose services as processes on 127.0.0.1, refresh_everything through the daemon (slow).
 test-topology: install
-	$(VENV)/bin/pytest -m topology tests/integration/test_topology.py
+	$(VENV)/bin/pytest -s -m topology tests/integration/test_topology.py --durations=5
 
 up: install
 	$(VENV)/bin/optimum up --port $(DAGSTER_PORT)

@@ -62,7 +62,13 @@ def step_executor(settings: Settings) -> dg.ExecutorDefinition:
 
         return k8s_job_executor.configured(yaml.safe_load(K8S_EXECUTOR_CONFIG.read_text()))
     # DuckDB takes one writer per file, so embedded runs execute steps one at a time in one process.
-    return dg.in_process_executor if settings.target is Target.DUCKDB else dg.multiprocess_executor
+    if settings.target is Target.DUCKDB:
+        return dg.in_process_executor
+    # Dagster's default start method spawns a fresh interpreter per step, and each one spends ~20 CPU seconds
+    # importing this module; refresh_everything has 25 steps. A forkserver that imported it once forks them.
+    return dg.multiprocess_executor.configured(
+        {"start_method": {"forkserver": {"preload_modules": [__name__]}}}, name="multiprocess"
+    )
 
 
 @dg.definitions

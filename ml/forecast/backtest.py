@@ -158,6 +158,16 @@ def short_products(series: pd.DataFrame, freq: Freq, min_seasons: int = 2) -> pd
     return counts.index[counts < min_seasons * SEASON_LENGTH[freq]]
 
 
+def origins_that_fit(series: pd.DataFrame, horizon: int, n_origins: int) -> int:
+    """As many of `n_origins` as the longest series holds beside a horizon of training data, at least one.
+
+    Without this, a history shorter than n_origins + 1 horizons (120 days of weeks at horizon 8) left every
+    series thin: nothing was backtested, the forecaster had no evaluation and its baseline check failed
+    on NaN. With one origin the held-out score is in-sample (_split_last_origin)."""
+    longest = int(series.groupby("product_id").size().max()) if len(series) else 0
+    return max(1, min(n_origins, longest // horizon - 1))
+
+
 def thin_products(series: pd.DataFrame, horizon: int, n_origins: int) -> pd.Index:
     """Products with too little history to backtest on every origin and still train on a horizon's worth:
     fewer than max(2, n_origins + 1) * horizon periods."""

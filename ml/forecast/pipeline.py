@@ -15,6 +15,7 @@ from ml.forecast.backtest import (
     fit_predict,
     mase_scale,
     model_metrics,
+    origins_that_fit,
     rolling_origin_backtest,
     select_models,
     short_products,
@@ -118,6 +119,7 @@ def forecast_demand(
     """
     decision = decide_calendar(daily_sales, freq, calendar)
     history = aggregate_sales(daily_sales, freq, decision)
+    n_origins = origins_that_fit(history, horizon, n_origins)
     thin = thin_products(history, horizon, n_origins)
     rich = history[~history["product_id"].isin(thin)]
     short = short_products(rich, freq)

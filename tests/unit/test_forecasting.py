@@ -451,3 +451,23 @@ def test_insights_read_daily_history_from_forecast_demand(planted_run):
     assert restock == set(result.forecast.loc[result.forecast["yhat"] > 0, "product_id"])
     no_history = insights.loc[insights["trailing_average"].isna(), "product_id"]
     assert set(no_history) == {"NEW"}  # no complete week yet, so no trailing average
+
+
+def test_history_shorter_than_the_backtest_origins_is_backtested_on_fewer_of_them():
+    """120 days of weeks at horizon 8 (the small demo at the default horizon): 17 periods hold one origin of
+    8 beside 8 of training, not three. Every series used to be thin, nothing was backtested, and the
+    forecaster's evaluation and its baseline were NaN, so its blocking check failed the refresh."""
+    rng = np.random.default_rng(3)
+    quantities = {f"P{p}": rng.poisson(4 + p, 120) for p in range(3)}
+    result = forecast_demand(
+        mart_rows(quantities, "2023-01-02"),
+        catalogue(quantities),
+        "W",
+        8,
+        models=[SeasonalNaive("W"), MovingAverage("W")],
+    )
+    assert result.backtest.errors["origin"].nunique() == 1
+    assert not result.selection["thin_history"].any()
+    held_out = result.held_out.set_index("model")["mase"]
+    assert np.isfinite(held_out["chosen"]) and np.isfinite(held_out["seasonal_naive"])
+    assert (result.forecast.groupby("product_id").size() == 8).all()
