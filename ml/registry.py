@@ -152,6 +152,43 @@ class RegisteredVersion:
     tags: dict[str, str]
 
 
+ABANDONED = "abandoned"
+_ENDED_RUN_STATES = ("FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What the cleanup needs to know about one registered version and the run that logged it."""
+
+    version: str
+    has_alias: bool
+    decided: bool  # carries a `promotion.decision` tag
+    run_status: str | None  # the MLflow run's status; None: the run is gone (deleted)
+    dagster_run_ended: bool | None = None  # the Dagster run that trained it has ended or is gone; None: unknown
+
+
+def abandoned_versions(states: list[VersionState]) -> dict[str, str]:
+    """Versions a killed training left behind, with why: version -> reason.
+
+    `publish` registers a version, points `challenger` at it, then decides its promotion; a run killed in
+    between leaves a version that no alias names and no decision explains. It is abandoned (never served,
+    never to be decided) once its run cannot still be working on it: the MLflow run is gone, ended FAILED
+    or KILLED, or is still RUNNING although the Dagster run that trained it has ended. A version whose
+    run may still be alive is left alone, as are aliased versions and every decided one (the history).
+    """
+    abandoned = {}
+    for state in states:
+        if state.has_alias or state.decided:
+            continue
+        if state.run_status is None:
+            abandoned[state.version] = "its training run no longer exists"
+        elif state.run_status in _ENDED_RUN_STATES:
+            abandoned[state.version] = f"its training run ended {state.run_status} before a promotion decision"
+        elif state.run_status == "RUNNING" and state.dagster_run_ended:
+            abandoned[state.version] = "its training run was left RUNNING by a Dagster run that has ended"
+    return abandoned
+
+
 def missing_sqlite_store(tracking_uri: str) -> Path | None:
     """The database file of a sqlite:/// store that does not exist yet (nothing trained); else None.
 
@@ -267,6 +304,51 @@ class ModelRegistry:
         self.client.set_registered_model_alias(name, CHAMPION, version)
         self.client.set_registered_model_tag(name, "champion.history", self._history(name, version))
         return True
+
+    def mark_abandoned(self, name: str, dagster_run_ended: Callable[[str], bool] | None = None) -> dict[str, str]:
+        """Tag the versions of `name` that `abandoned_versions` finds with decision "abandoned" and its reason,
+        so no version stays without an alias and a reason. dagster_run_ended: whether the Dagster run of a
+        given id has ended (or is gone). Returns version -> reason for the versions marked now."""
+        if missing_sqlite_store(self.tracking_uri) is not None:
+            return {}
+        try:
+            aliased = {str(v) for v in self.client.get_registered_model(name).aliases.values()}
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return {}
+            raise
+        states = []
+        for found in self.client.search_model_versions(f"name = '{name}'"):  # versions carry no aliases here
+            tags = dict(found.tags)
+            run = self._run(found.run_id)
+            dagster_run = run.data.tags.get(DAGSTER_RUN_TAG) if run is not None else None
+            ended = dagster_run_ended(dagster_run) if dagster_run and dagster_run_ended else None
+            states.append(
+                VersionState(
+                    version=str(found.version),
+                    has_alias=str(found.version) in aliased,
+                    decided="promotion.decision" in tags,
+                    run_status=run.info.status if run is not None else None,
+                    dagster_run_ended=ended,
+                )
+            )
+        abandoned = abandoned_versions(states)
+        for version, reason in abandoned.items():
+            self.client.set_model_version_tag(name, version, "promotion.decision", ABANDONED)
+            self.client.set_model_version_tag(name, version, "promotion.reason", reason)
+        return abandoned
+
+    def _run(self, run_id: str | None):
+        """The MLflow run, or None when it was deleted (or never recorded)."""
+        if not run_id:
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return None
+            raise
+        return None if run.info.lifecycle_stage == "deleted" else run
 
     def _history(self, name: str, new_champion: str) -> str:
         """Versions that were champion, oldest first (kept short: MLflow tag values are bounded)."""

@@ -261,11 +261,23 @@ def training_key(config: dict, *frames: pd.DataFrame) -> str:
 
 
 def publish(
-    job: TrainingJob, registry: ModelRegistry, experiment_id: str, tags: dict[str, str] | None = None
+    job: TrainingJob,
+    registry: ModelRegistry,
+    experiment_id: str,
+    tags: dict[str, str] | None = None,
+    dagster_run_ended: Callable[[str], bool] | None = None,
 ) -> Published:
     """Train, log, register and promote `job`, or report "unchanged" when a registered version (champion or
-    challenger) was trained from the same key: then nothing is trained, logged or registered."""
+    challenger) was trained from the same key: then nothing is trained, logged or registered.
+
+    First, what a killed earlier publish left is settled: versions no alias names are marked abandoned
+    (`ModelRegistry.mark_abandoned`; dagster_run_ended tells whether a Dagster run has ended), and a
+    challenger registered but never decided is decided now."""
+    registry.mark_abandoned(job.name, dagster_run_ended)
     existing = registry.trained_on(job.name, job.key)
+    if existing is not None and "promotion.decision" not in existing.tags and existing.evaluation is not None:
+        decision = registry.promote(job.name, existing.version, existing.evaluation, job.rescore)
+        return Published(job.name, decision, existing.evaluation, existing.run_id, None)
     if existing is not None:
         champion = registry.champion(job.name)
         reason = f"unchanged: version {existing.version} was trained on the same data, configuration and code"

@@ -303,4 +303,28 @@ def second_delivery() -> list[Case]:
             5,
             what="a plain good delivery",
         ),
+        Case(
+            "sales",
+            "h54_lone_2100.csv",
+            _csv(SALES_HEADER, "H54-0,2100-01-01,P00001,1,2.5,").encode(),
+            0,
+            Counter(out_of_range_date=1),
+            "a one-row delivery dated 2100 (it cannot vouch for its own date)",
+        ),
+        Case(
+            "sales",
+            "h55_lone_1900.csv",
+            _csv(SALES_HEADER, "H55-0,1900-01-01,P00002,1,2.5,").encode(),
+            0,
+            Counter(out_of_range_date=1),
+            "a one-row delivery dated 1900",
+        ),
+        Case(
+            "interactions",
+            "h56_lone_event_2100.csv",
+            _csv(INTERACTIONS_HEADER, "H56-0,U1,P00001,view,,2100-01-01T00:00:00Z,").encode(),
+            0,
+            Counter(out_of_range_date=1),
+            "a one-event delivery dated 2100",
+        ),
     ]

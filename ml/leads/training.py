@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import mlflow
 import pandas as pd
@@ -143,13 +144,14 @@ def publish_lead_scorer(
     registry: ModelRegistry,
     experiment_id: str,
     tags: dict[str, str] | None = None,
+    dagster_run_ended: Callable[[str], bool] | None = None,
 ) -> tuple[Published, PromotionDecision]:
     """Publish the run's choice; then make sure the champion serves these leads: without won/lost outcomes
     the configured scorer serves, and a champion kept on new data is re-registered refit on them."""
     weights = dict(transparent.weights)
     job = lead_scorer_job(leads, history, transparent, weights, k, as_of)
     before = registry.champion(LEAD_SCORER_MODEL_NAME)
-    published = publish(job, registry, experiment_id, tags)
+    published = publish(job, registry, experiment_id, tags, dagster_run_ended)
     decision = published.decision
     if decision.outcome != "kept":
         return published, decision
@@ -162,4 +164,4 @@ def publish_lead_scorer(
         return published, decision
     rescored = job.rescore(champion.config) if champion.config != published.evaluation.config else None
     refreshed = refresh_job(champion, rescored, published.evaluation, leads, history, weights, as_of)
-    return published, publish(refreshed, registry, experiment_id, tags).decision
+    return published, publish(refreshed, registry, experiment_id, tags, dagster_run_ended).decision

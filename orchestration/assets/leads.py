@@ -12,7 +12,7 @@ from ml.leads.package import LEAD_SCORER_MODEL_NAME
 from ml.leads.score import TransparentScorer
 from ml.leads.training import publish_lead_scorer, score_distribution
 from optimum.settings import Settings
-from orchestration.assets.ml import EXPERIMENT, _champion, _markdown, lineage_tags, mart
+from orchestration.assets.ml import EXPERIMENT, _champion, _markdown, dagster_run_ended, lineage_tags, mart
 from orchestration.mlflow_resource import MlflowTracking
 from orchestration.warehouse import Warehouse
 
@@ -56,6 +56,7 @@ def lead_scorer(
         mlflow_tracking.registry,
         experiment_id,
         lineage_tags(context, as_of),
+        dagster_run_ended(context),
     )
     context.log.info(f"lead scorer v{published.version}: {decision.reason}")
     summary = published.trained.summary if published.trained else {}

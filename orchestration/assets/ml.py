@@ -75,6 +75,17 @@ def lineage_tags(context: dg.AssetExecutionContext, data_as_of) -> dict[str, str
     }
 
 
+def dagster_run_ended(context: dg.AssetExecutionContext):
+    """Whether a Dagster run of this instance has ended or is gone: then an MLflow run it left RUNNING is
+    abandoned (publish marks the versions it registered; see ml.registry.abandoned_versions)."""
+
+    def ended(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is None or run.is_finished
+
+    return ended
+
+
 def _train(
     context: dg.AssetExecutionContext,
     asset_name: str,
@@ -87,7 +98,9 @@ def _train(
     with the Dagster run and asset that trained it and the data's latest date, so every served answer leads
     back here (and the `mlflow_run` link leads the other way)."""
     experiment_id = tracking.experiment_id(EXPERIMENT)
-    published: Published = publish(job, tracking.registry, experiment_id, lineage_tags(context, data_as_of))
+    published: Published = publish(
+        job, tracking.registry, experiment_id, lineage_tags(context, data_as_of), dagster_run_ended(context)
+    )
     decision, evaluation = published.decision, published.evaluation
     context.log.info(f"{job.name} v{published.version}: {decision.reason}")
     comparison = {

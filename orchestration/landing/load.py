@@ -168,18 +168,28 @@ class _Loaded:
         self.known_products = pd.Index(products["product_id"])
         if self.source is PRODUCTS:
             return
-        latest = conn.scalar(f"SELECT max(_load_id) FROM {table}")
+        # every write to the raw table is logged under the source's lock: the small log answers "anything new?"
+        log = qualified("load_log")
+        latest = conn.scalar(f"SELECT max(load_id) FROM {log} WHERE source = ?", (self.source.name,))
         if latest is None or pd.isna(latest) or int(latest) <= self.max_load_id:
             return
         date = _DATE_COLUMN[self.source.name]
         new = conn.query(
             f"SELECT {', '.join(self.source.key)}, {date} FROM {table} WHERE _load_id > ?", (self.max_load_id,)
         )
-        self.keys = self.keys.append(pd.Index(row_keys(new, self.source))).unique()
-        dates = pd.to_datetime(new[date])
+        self._take(new, int(latest))
+
+    def loaded(self, good: pd.DataFrame, load_id: int) -> None:
+        """Our own load, taken in without reading it back: under the source's lock nobody loaded in between."""
+        if self.source is not PRODUCTS:
+            self._take(good, load_id)
+
+    def _take(self, rows: pd.DataFrame, load_id: int) -> None:
+        self.keys = self.keys.append(pd.Index(row_keys(rows, self.source)))  # repeats are harmless to isin
+        dates = pd.to_datetime(rows[_DATE_COLUMN[self.source.name]])
         self.first_date = min(filter(pd.notna, [self.first_date, dates.min()]), default=None)
         self.last_date = max(filter(pd.notna, [self.last_date, dates.max()]), default=None)
-        self.max_load_id = int(latest)
+        self.max_load_id = load_id
 
     def date_window(self) -> DateWindow:
         return DateWindow(self.landing.date_years_before, self.landing.date_days_after, self.first_date, self.last_date)
@@ -250,6 +260,7 @@ def load_source(
             loaded_at = _now()
             conn.append(qualified(source.raw_table), _with_load_columns(result.good, name, load_id, loaded_at))
             conn.append(quarantine_table(source), _with_load_columns(result.quarantined, name, load_id, loaded_at))
+            loaded.loaded(result.good, load_id)
         hashes.add(sha)
         report.add(name, result, parsed.unreadable)
     return report

@@ -68,8 +68,12 @@ class DateWindow:
 
     The reference span is the dates already loaded plus the bulk of this delivery (its quartiles widened
     by 1.5 interquartile ranges, Tukey's fences), so stray dates, as long as they are a minority of the
-    delivery, cannot stretch it. Accepted: that span extended `years_before` back and `days_after` forward.
+    delivery, cannot stretch it. A delivery of fewer than MIN_BULK_ROWS dates has no bulk to speak of
+    (a one-row file dated 2100 would be its own bulk): once data is loaded, such a delivery is held to
+    the loaded span alone. Accepted: the span extended `years_before` back and `days_after` forward.
     """
+
+    MIN_BULK_ROWS = 10
 
     years_before: int
     days_after: int
@@ -80,7 +84,7 @@ class DateWindow:
         days = _days(stamps)
         known = days.dropna()
         reference = [_days(pd.Series([x])).iloc[0] for x in (self.loaded_first, self.loaded_last) if x is not None]
-        if len(known):
+        if len(known) >= self.MIN_BULK_ROWS or (len(known) and not reference):
             q1, q3 = known.quantile(0.25), known.quantile(0.75)
             reference += [q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)]
         if not reference:

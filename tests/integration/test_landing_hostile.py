@@ -80,6 +80,8 @@ def _assert_hostile_outcomes(settings, warehouse, first, second, after_first):
 
     assert second.success, [e.message for e in second.all_events if e.is_failure]
     assert _file_outcomes(warehouse, second_delivery()) == _expected(second_delivery())
+    grid = warehouse.query("SELECT min(sales_date) AS lo, max(sales_date) AS hi FROM marts.fct_sales_daily")
+    assert grid.equals(after_first["grid"]), "lone deliveries dated 1900 and 2100 leave the daily grid alone"
     late = warehouse.query(
         f"SELECT _source_file, _source_line FROM raw.sales WHERE product_id = '{LATE_PRODUCT}'"
     ).values.tolist()

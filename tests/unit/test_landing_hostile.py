@@ -69,15 +69,27 @@ def test_nul_and_bad_bytes_are_stored_printable():
 
 
 def test_date_window_follows_the_loaded_data_not_the_file_alone():
-    body = f"{SALES_HEADER}\nA,1990-06-01,P00001,1,1,\nB,2023-03-01,P00001,1,1,\n".encode()
+    body = f"{SALES_HEADER}\nA,2000-06-01,P00001,1,1,\nB,2023-03-01,P00001,1,1,\n".encode()
     loaded = DateWindow(25, 366, pd.Timestamp("2023-01-01"), pd.Timestamp("2023-04-30"))
     result = _validate(body, window=loaded)
-    assert result.good["order_id"].tolist() == ["A", "B"]  # 1990 is within 25 years of the data
+    assert result.good["order_id"].tolist() == ["A", "B"]  # 2000 is within 25 years of the data
     later = "".join(f"C{i},2023-05-0{i},P00001,1,1,\n" for i in range(1, 5))
     stray = f"{SALES_HEADER}\n{later}D,2024-06-01,P00001,1,1,\n".encode()
     assert _validate(stray, window=loaded).quarantined["reason"].tolist() == [Reason.OUT_OF_RANGE_DATE.value]
-    whole_file_later = f"{SALES_HEADER}\nE,2024-06-01,P00001,1,1,\n".encode()  # a delivery after a gap is fine
-    assert _validate(whole_file_later, window=loaded).quarantined.empty
+    after_gap = "".join(f"E{i},2024-06-{i + 1:02d},P00001,1,1,\n" for i in range(DateWindow.MIN_BULK_ROWS))
+    assert _validate(f"{SALES_HEADER}\n{after_gap}".encode(), window=loaded).quarantined.empty, "a delivery after a gap"
+
+
+@pytest.mark.parametrize("day", ["1900-01-01", "2100-01-01", "2024-06-01"])
+def test_a_lone_stray_date_is_not_its_own_bulk(day):
+    """A one-row delivery cannot vouch for itself once data is loaded: 2100 would otherwise pass."""
+    loaded = DateWindow(25, 366, pd.Timestamp("2023-01-01"), pd.Timestamp("2023-04-30"))
+    lone = f"{SALES_HEADER}\nF,{day},P00001,1,1,\nG,2023-04-30,P00001,1,1,\n".encode()
+    result = _validate(lone, window=loaded)
+    assert result.quarantined["reason"].tolist() == [Reason.OUT_OF_RANGE_DATE.value]
+    assert result.good["order_id"].tolist() == ["G"]
+    first_ever = f"{SALES_HEADER}\nF,{day},P00001,1,1,\n".encode()  # nothing loaded: the data's only date
+    assert _validate(first_ever, window=DateWindow(25, 366)).quarantined.empty
 
 
 # --- property: arbitrary bytes never raise and never lose a line -------------------------------------------------
