@@ -8,7 +8,9 @@ Usage: .venv/bin/python bench/capture_throughput.py [--duration 20] [--batch 500
    `interactions` and passes the request gate (serving/middleware.py; the per-token rate limit is lifted
    so that the worker, not the limiter, is what is measured); --connections clients each POST batches of
    --batch valid events for --duration s; every answer must be 202. Reported: events/s acknowledged (durable: appended
-   and fsync'd to the spool under landing/interactions/), requests/s, p50/p99 request latency.
+   and fsync'd to the spool under landing/interactions/), requests/s, p50/p99 request latency, and the CPU
+   seconds of the server's processes and of this client: on a shared machine, events per server CPU-second
+   is the number that does not depend on how much of the cores the server got.
 2. Exactly-once under a crash: a fresh server gets the same load, and after --kill-after s the arbiter and
    its worker get SIGKILL while requests are in flight. Every event id of a 202 answer is remembered; the
    landing zone is then ingested into a fresh DuckDB warehouse (orchestration/landing/load.py, which also
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import shutil
 import statistics
 import sys
@@ -133,6 +136,11 @@ def server_cpu(server) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def throughput(args, out: Path) -> None:
     landing = prepare(out, "throughput")
     env, token = gated_env(out / "throughput" / "home", landing, OPTIMUM_SERVING_WORKERS="1")
@@ -142,11 +150,11 @@ def throughput(args, out: Path) -> None:
         asyncio.run(load(server.url, token, args.connections, args.batch, 3, set(), []))  # warm-up
         acknowledged: set[str] = set()
         latencies: list[float] = []
-        started, cpu = time.perf_counter(), server_cpu(server)
+        started, cpu, client = time.perf_counter(), server_cpu(server), client_cpu()
         errors = asyncio.run(
             load(server.url, token, args.connections, args.batch, args.duration, acknowledged, latencies)
         )
-        elapsed, cpu = time.perf_counter() - started, server_cpu(server) - cpu
+        elapsed, cpu, client = time.perf_counter() - started, server_cpu(server) - cpu, client_cpu() - client
     finally:
         stop_server(server)
     latencies.sort()
@@ -155,7 +163,7 @@ def throughput(args, out: Path) -> None:
         f"throughput: {len(acknowledged) / elapsed:,.0f} events/s acknowledged ({len(latencies) / elapsed:.1f} "
         f"requests/s of {args.batch} events, {args.connections} connections, {elapsed:.1f} s, {errors} errors); "
         f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; server CPU {cpu:.1f} s = "
-        f"{len(acknowledged) / cpu:,.0f} events per CPU-second"
+        f"{len(acknowledged) / cpu:,.0f} events per CPU-second; client (this process) CPU {client:.1f} s"
     )
 
 
