@@ -399,7 +399,7 @@ async def score_lead(body: bytes) -> Reply:
 
 
 @route(
-    "/interactions",
+    capture.ROUTE,
     "interactions",
     capture.request_schema(),
     InteractionsResponse,
