@@ -28,7 +28,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from serving.prediction_log import new_request_id
+from serving.prediction_log import log_fields, new_request_id
 from serving.schemas import RecommendRequest, RecommendResponse
 
 MODEL_NAME = "optimum-recommender"
@@ -121,7 +121,7 @@ async def recommend(request: RecommendRequest) -> RecommendResponse:
         cold_start, items = recommend_with_package(request.user_id, request.count)
     request_id, lineage = new_request_id(), state["lineage"]
     scored = [(item["product_id"], item["score"]) for item in items]
-    await state["log"].record(request_id, "/recommend", request.user_id, "champion", lineage, scored)
+    await state["log"].record(request_id, log_fields("/recommend", request.user_id, "champion", lineage, scored))
     return RecommendResponse(
         user_id=request.user_id,
         model_version=state["version"],

@@ -4,9 +4,13 @@ Usage: .venv/bin/python bench/capture_throughput.py [--duration 20] [--batch 500
            [--kill-after 5] [--out /tmp/capture-bench]
 
 1. Throughput: `bentoml serve serving.service:RecommenderService` (one worker, no champions needed: capture
-   does not touch the models) in a subprocess; --connections clients each POST batches of --batch valid
-   events for --duration s; every answer must be 202. Reported: events/s acknowledged (durable: appended
-   and fsync'd to the spool under landing/interactions/), requests/s, p50/p99 request latency.
+   does not touch the models) in a subprocess, in production mode: every POST carries a token of scope
+   `interactions` and passes the request gate (serving/middleware.py; the per-token rate limit is lifted
+   so that the worker, not the limiter, is what is measured); --connections clients each POST batches of
+   --batch valid events for --duration s; every answer must be 202. Reported: events/s acknowledged (durable: appended
+   and fsync'd to the spool under landing/interactions/), requests/s, p50/p99 request latency, and the CPU
+   seconds of the server's processes and of this client: on a shared machine, events per server CPU-second
+   is the number that does not depend on how much of the cores the server got.
 2. Exactly-once under a crash: a fresh server gets the same load, and after --kill-after s the arbiter and
    its worker get SIGKILL while requests are in flight. Every event id of a 202 answer is remembered; the
    landing zone is then ingested into a fresh DuckDB warehouse (orchestration/landing/load.py, which also
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import shutil
 import statistics
 import sys
@@ -27,12 +32,14 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestration.landing.contract import INTERACTIONS, PRODUCTS  # noqa: E402
 from orchestration.landing.load import load_source  # noqa: E402
 from orchestration.warehouse import DuckDBWarehouse  # noqa: E402
+from serving.auth import FileTokenStore, create_token  # noqa: E402
 from tests.serving_fixtures import kill_server, server_env, start_server, stop_server, wait_until_up  # noqa: E402
 
 N_PRODUCTS = 200
@@ -70,14 +77,39 @@ def batch(client_id: int, n: int, size: int) -> dict:
     }
 
 
-async def load(url: str, connections: int, size: int, seconds: float, acknowledged: set[str], latencies: list[float]):
+def gated_env(home: Path, landing: Path, **extra: str) -> tuple[dict[str, str], str]:
+    """(server environment, token): production mode, a token of scope `interactions`, no rate limit."""
+    token = create_token(FileTokenStore(home / "api_tokens.json"), "capture-bench", "interactions")
+    env = server_env(
+        home,
+        None,
+        OPTIMUM_ENVIRONMENT="production",
+        OPTIMUM_LANDING_DIR=str(landing),
+        OPTIMUM_SERVING_REFRESH_SECONDS="0",
+        OPTIMUM_SERVING_RATE_PER_SECOND="1000000",
+        OPTIMUM_SERVING_RATE_BURST="1000000",
+        **extra,
+    )
+    return env, token
+
+
+async def load(
+    url: str,
+    token: str,
+    connections: int,
+    size: int,
+    seconds: float,
+    acknowledged: set[str],
+    latencies: list[float],
+):
     """Post batches until `seconds` pass (or the server dies); remember every acknowledged event id."""
     deadline = time.perf_counter() + seconds
     errors = 0
 
     async def client(client_id: int):
         nonlocal errors
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
             n = 0
             while time.perf_counter() < deadline:
                 body = batch(client_id, n, size)
@@ -98,24 +130,31 @@ async def load(url: str, connections: int, size: int, seconds: float, acknowledg
     return errors
 
 
+def server_cpu(server) -> float:
+    """CPU seconds (user + system) used so far by the server's processes (arbiter and worker)."""
+    root = psutil.Process(server.process.pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def throughput(args, out: Path) -> None:
     landing = prepare(out, "throughput")
-    env = server_env(
-        out / "throughput" / "home",
-        None,
-        OPTIMUM_LANDING_DIR=str(landing),
-        OPTIMUM_SERVING_REFRESH_SECONDS="0",
-        OPTIMUM_SERVING_WORKERS="1",
-    )
+    env, token = gated_env(out / "throughput" / "home", landing, OPTIMUM_SERVING_WORKERS="1")
     server = start_server(env, out / "throughput" / "server.log")
     try:
         wait_until_up(server, "/livez", timeout=300)
-        asyncio.run(load(server.url, args.connections, args.batch, 3, set(), []))  # warm-up
+        asyncio.run(load(server.url, token, args.connections, args.batch, 3, set(), []))  # warm-up
         acknowledged: set[str] = set()
         latencies: list[float] = []
-        started = time.perf_counter()
-        errors = asyncio.run(load(server.url, args.connections, args.batch, args.duration, acknowledged, latencies))
-        elapsed = time.perf_counter() - started
+        started, cpu, client = time.perf_counter(), server_cpu(server), client_cpu()
+        errors = asyncio.run(
+            load(server.url, token, args.connections, args.batch, args.duration, acknowledged, latencies)
+        )
+        elapsed, cpu, client = time.perf_counter() - started, server_cpu(server) - cpu, client_cpu() - client
     finally:
         stop_server(server)
     latencies.sort()
@@ -123,26 +162,21 @@ def throughput(args, out: Path) -> None:
     print(
         f"throughput: {len(acknowledged) / elapsed:,.0f} events/s acknowledged ({len(latencies) / elapsed:.1f} "
         f"requests/s of {args.batch} events, {args.connections} connections, {elapsed:.1f} s, {errors} errors); "
-        f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; server CPU {cpu:.1f} s = "
+        f"{len(acknowledged) / cpu:,.0f} events per CPU-second; client (this process) CPU {client:.1f} s"
     )
 
 
 def crash(args, out: Path) -> None:
     landing = prepare(out, "crash")
-    env = server_env(
-        out / "crash" / "home",
-        None,
-        OPTIMUM_LANDING_DIR=str(landing),
-        OPTIMUM_SERVING_REFRESH_SECONDS="0",
-        OPTIMUM_SERVING_SPOOL_MAX_BYTES=str(1 << 20),
-    )
+    env, token = gated_env(out / "crash" / "home", landing, OPTIMUM_SERVING_SPOOL_MAX_BYTES=str(1 << 20))
     server = start_server(env, out / "crash" / "server.log")
     acknowledged: set[str] = set()
     try:
         wait_until_up(server, "/livez", timeout=300)
 
         async def load_then_kill():
-            task = asyncio.create_task(load(server.url, args.connections, args.batch, 3600, acknowledged, []))
+            task = asyncio.create_task(load(server.url, token, args.connections, args.batch, 3600, acknowledged, []))
             await asyncio.sleep(args.kill_after)
             kill_server(server)  # SIGKILL, requests in flight
             return await task

@@ -54,6 +54,12 @@ class ServingSettings(BaseSettings):
     request_timeout_seconds: float = Field(30.0, gt=0, description="A request running longer is cancelled.")
     # The closed loop: POST /interactions and the prediction log go through durable spools (serving/spool.py).
     interactions_max_batch: int = Field(1000, ge=1, le=10_000, description="Most events one POST /interactions takes.")
+    interactions_max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1,
+        description="Larger POST /interactions bodies are refused with 413 (a batch of 1,000 typical events is "
+        "about 150 KB; this default fits 1,000 events with every id at its 128-character maximum).",
+    )
     spool_max_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="A spool file is closed at this size.")
     spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
     ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")

@@ -43,6 +43,12 @@ class RecommenderExperiment:
         except Exception:  # keep the current arm on a transient failure
             logger.exception("could not load the challenger recommender")
 
+    @property
+    def version(self) -> str | None:
+        """The challenger version answering its share now; None while everyone gets the champion."""
+        challenger = self.engine
+        return challenger.version if challenger is not None else None
+
     def arm(self, user_id: str, champion_engine: RecommenderEngine) -> tuple[str, RecommenderEngine]:
         """(variant, engine) that answers this user."""
         challenger = self.engine

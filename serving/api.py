@@ -1,11 +1,14 @@
 """The API routes: a lean FastAPI app that BentoML mounts (serving/service.py), and its exact OpenAPI spec.
 
 The request gate (serving/middleware.py) calls each route's `answer` (ROUTES) with the body it read and
-bounded; the route parses it with orjson, checks nesting and sizes, validates it with the pydantic
-request model of serving/schemas.py and answers bytes serialized once. A 200 for a body already
-answered under the same champions comes from the state's response cache (serving/engine.py
-`ServingState.responses`, dropped with the state when a champion changes), so a repeated question costs
-a dict lookup. No FastAPI routing, body or response-model machinery runs per request: the FastAPI app
+bounded, and the request id (X-Request-ID); the route parses the body with orjson, checks nesting and
+sizes, validates it with the pydantic request model of serving/schemas.py and answers bytes serialized
+once. A 200 for a body already answered under the same models comes from the state's response cache
+(serving/engine.py `ServingState.responses`, dropped with the state when a champion changes), so a
+repeated question costs a dict lookup. Logged answers (/recommend, /similar_items, /forecast) take the
+same path: the cache keeps their JSON and their prediction-log line without the request id, and every
+answer, a cached one too, is logged under its own request id before it leaves, which is spliced into both.
+No FastAPI routing, body or response-model machinery runs per request: the FastAPI app
 carries the spec of the bodies, declared here in OpenAPI 3.0 terms (nullable, no $defs); serving/openapi.py
 adds every other status a route can answer and the examples.
 """
@@ -13,7 +16,7 @@ adds every other status a route can answer and the examples.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -27,14 +30,16 @@ from ml.recommend import UnknownItemError
 from ml.registry import CHAMPION
 from ml.search import InvalidQuery
 from optimum.settings import MAX_FORECAST_HORIZON
+from serving import capture
 from serving.engine import ServingState
 from serving.leads import LeadsRequest, LeadsResponse, ScoreLeadRequest, ScoreLeadResponse
-from serving.prediction_log import new_request_id
+from serving.prediction_log import log_fields, new_request_id
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
     InsightsRequest,
     InsightsResponse,
+    InteractionsResponse,
     RecommendRequest,
     RecommendResponse,
     SearchRequest,
@@ -57,11 +62,19 @@ class Answer(Exception):
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer already serialized: what the gate sends as two ASGI messages, and what the cache keeps."""
+    """An answer already serialized: what the gate sends as two ASGI messages, and what the cache keeps.
+
+    A logged answer also has `log`: its prediction-log fields but the request id and time (serving/
+    prediction_log.py); its body then lacks the request id, which `for_request` adds."""
 
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    log: bytes | None = None
+
+    def for_request(self, request_id: str) -> Reply:
+        """The answer to one request: the request id (the gate's X-Request-ID, JSON-safe) first in the body."""
+        return replace(self, body=b'{"request_id":"' + request_id.encode() + b'",' + self.body[1:], log=None)
 
     @classmethod
     def json(cls, status: int, content: Any, model_version: str | None = None) -> Reply:
@@ -84,11 +97,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class ApiRoute:
-    """A POST route: the token scope it needs and the function answering a request body."""
+    """A POST route: the token scope it needs, the function answering a request body and request id, and
+    the ServingSettings field that bounds its body."""
 
     path: str
     scope: str
-    answer: Callable[[bytes], Awaitable[Reply]]
+    answer: Callable[[bytes, str], Awaitable[Reply]]
+    body_limit: str = "max_body_bytes"
 
 
 ROUTES: dict[str, ApiRoute] = {}
@@ -112,14 +127,19 @@ def settings():
     return api.state.settings
 
 
-def parse(body: bytes, model: type[BaseModel]) -> BaseModel:
-    """The body as `model`, or Answer(400) that says why (pydantic's reasons in `detail`)."""
+def load_json(body: bytes) -> Any:
+    """The body's JSON value, or Answer(400)."""
     if not body.strip():
         raise Answer(400, "the request body is empty: send a JSON object")
     try:
-        value = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Answer(400, f"Invalid JSON: {error}") from None
+
+
+def parse(body: bytes, model: type[BaseModel]) -> BaseModel:
+    """The body as `model`, or Answer(400) that says why (pydantic's reasons in `detail`)."""
+    value = load_json(body)
     serving = settings().serving
     _check_bounds(value, 1, serving.max_json_depth, serving.max_json_items)
     try:
@@ -191,45 +211,59 @@ def openapi30(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def route(
-    path: str, scope: str, request_model: type[BaseModel], response_model: type[BaseModel], cacheable: bool = True
+    path: str,
+    scope: str,
+    request_schema: dict[str, Any] | type[BaseModel],
+    response_model: type[BaseModel],
+    cacheable: bool = True,
+    ok: int = 200,
+    body_limit: str = "max_body_bytes",
 ) -> Callable[[Callable[[bytes], Awaitable[Reply]]], ApiRoute]:
-    """Register a POST route: in ROUTES for the gate, and in the FastAPI app for its spec (the 200 and
-    the request body; serving/openapi.py adds every other status and the examples). Answer exceptions
+    """Register a POST route: in ROUTES for the gate, and in the FastAPI app for its spec (the `ok` answer
+    and the request body; serving/openapi.py adds every other status and the examples). Answer exceptions
     become JSON answers, and a 200 is kept in the state's response cache unless the route is not
-    `cacheable` (a logged answer has a request id and a log entry of its own every time)."""
+    `cacheable`. A logged answer (Reply.log) is logged under the request id, a cached one too, and then
+    carries it."""
 
     def register(handler: Callable[[bytes], Awaitable[Reply]]) -> ApiRoute:
-        async def answer(body: bytes) -> Reply:
+        async def answer(body: bytes, request_id: str) -> Reply:
             current = state()
-            key = (path, body) if cacheable and len(body) <= CACHEABLE_BODY else None
-            if key is not None and (hit := current.responses.get(key)) is not None:
-                return hit
-            try:
-                reply = await handler(body)
-            except Answer as refused:
-                reply = Reply.json(refused.status, refused.body)
-            if key is not None and reply.status == 200:
-                current.responses.put(key, reply)
+            # The challenger's version is in the key: it can change without a new state.
+            cached = cacheable and len(body) <= CACHEABLE_BODY
+            key = (path, body, api.state.service.experiment.version) if cached else None
+            reply = current.responses.get(key) if key is not None else None
+            if reply is None:
+                try:
+                    reply = await handler(body)
+                except Answer as refused:
+                    reply = Reply.json(refused.status, refused.body)
+                if key is not None and reply.status == 200:
+                    current.responses.put(key, reply)
+            if reply.log is not None:
+                await api.state.service.prediction_log.record(request_id, reply.log)
+                return reply.for_request(request_id)
             return reply
 
         async def endpoint(request: Request) -> Response:  # the app on its own; behind the gate, never reached
-            return (await answer(await request.body())).response()
+            return (await answer(await request.body(), new_request_id())).response()
 
         endpoint.__name__, endpoint.__doc__ = handler.__name__, handler.__doc__
-        responses = {200: {"description": "OK", "content": {"application/json": {"schema": openapi30(response_model)}}}}
-        REQUEST_SCHEMAS[path] = openapi30(request_model)
+        schema = openapi30(response_model)
+        responses = {ok: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+        REQUEST_SCHEMAS[path] = request_schema if isinstance(request_schema, dict) else openapi30(request_schema)
         api.add_api_route(
             path,
             endpoint,
             methods=["POST"],
             name=handler.__name__,
             response_class=Response,
+            status_code=ok,
             responses=responses,
             openapi_extra={
                 "requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMAS[path]}}}
             },
         )
-        ROUTES[path] = ApiRoute(path, scope, answer)
+        ROUTES[path] = ApiRoute(path, scope, answer, body_limit)
         return ROUTES[path]
 
     return register
@@ -242,14 +276,13 @@ def publish_limits(current: ServingState) -> None:
     horizon["maximum"] = MAX_FORECAST_HORIZON if current.forecaster is None else current.forecaster.horizon
 
 
-async def logged(endpoint: str, caller_id: str, engine, variant: str, items: list[tuple[str, Any]]) -> dict:
-    """Log the answer durably in the prediction log; the fields every logged response carries."""
-    service = api.state.service
+def logged(content: dict, endpoint: str, caller_id: str, engine, variant: str, items: list[tuple[str, Any]]) -> Reply:
+    """A 200 that is logged: the answer with its variant and lineage, and its prediction-log fields."""
     champion = engine.champion
-    lineage = service.lineage.get(champion.name, champion.version, champion.run_id)
-    request_id = new_request_id()
-    await service.prediction_log.record(request_id, endpoint, caller_id, variant, lineage, items)
-    return {"request_id": request_id, "variant": variant, "lineage": lineage.as_dict()}
+    lineage = api.state.service.lineage.get(champion.name, champion.version, champion.run_id)
+    content |= {"variant": variant, "lineage": lineage.as_dict()}
+    log = log_fields(endpoint, caller_id, variant, lineage, items)
+    return replace(Reply.json(200, content, engine.version), log=log)
 
 
 def _scored(items: list[dict]) -> list[tuple[str, Any]]:
@@ -259,7 +292,7 @@ def _scored(items: list[dict]) -> list[tuple[str, Any]]:
 # --- routes -------------------------------------------------------------------------------------------
 
 
-@route("/recommend", "predict", RecommendRequest, RecommendResponse, cacheable=False)
+@route("/recommend", "predict", RecommendRequest, RecommendResponse)
 async def recommend(body: bytes) -> Reply:
     """Top `count` products for a customer, best first; a customer the model never saw gets the popular
     items, with cold_start true. With an A/B test on, the challenger answers its share of customers."""
@@ -270,11 +303,10 @@ async def recommend(body: bytes) -> Reply:
     variant, engine = api.state.service.experiment.arm(ask.user_id, champion)
     cold_start, items = engine.recommend(ask.user_id, ask.count)
     content = {"user_id": ask.user_id, "model_version": engine.version, "cold_start": cold_start, "items": items}
-    content |= await logged("/recommend", ask.user_id, engine, variant, _scored(items))
-    return Reply.json(200, content, engine.version)
+    return logged(content, "/recommend", ask.user_id, engine, variant, _scored(items))
 
 
-@route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse, cacheable=False)
+@route("/similar_items", "predict", SimilarItemsRequest, SimilarItemsResponse)
 async def similar_items(body: bytes) -> Reply:
     """The `count` products most similar to one product (bought or viewed by the same customers)."""
     ask = parse(body, SimilarItemsRequest)
@@ -286,11 +318,10 @@ async def similar_items(body: bytes) -> Reply:
     except UnknownItemError:
         raise unknown_product(ask.product_id, "the recommender has no interactions with it") from None
     content = {"product_id": ask.product_id, "model_version": engine.version, "items": items}
-    content |= await logged("/similar_items", ask.product_id, engine, "champion", _scored(items))
-    return Reply.json(200, content, engine.version)
+    return logged(content, "/similar_items", ask.product_id, engine, "champion", _scored(items))
 
 
-@route("/forecast", "predict", ForecastRequest, ForecastResponse, cacheable=False)
+@route("/forecast", "predict", ForecastRequest, ForecastResponse)
 async def forecast(body: bytes) -> Reply:
     """Demand forecast of one product for the next `horizon` periods, with its 80% interval."""
     ask = parse(body, ForecastRequest)
@@ -305,8 +336,7 @@ async def forecast(body: bytes) -> Reply:
         raise unknown_product(ask.product_id, "no forecast: the product is unknown or has never sold") from None
     content = {"product_id": ask.product_id, "model_version": engine.version, "freq": engine.freq, **found}
     periods = [(str(period["period_start"]), period["yhat"]) for period in found["periods"]]
-    content |= await logged("/forecast", ask.product_id, engine, "champion", periods)
-    return Reply.json(200, content, engine.version)
+    return logged(content, "/forecast", ask.product_id, engine, "champion", periods)
 
 
 @route("/insights", "predict", InsightsRequest, InsightsResponse)
@@ -366,3 +396,19 @@ async def score_lead(body: bytes) -> Reply:
     if engine is None:
         raise no_champion(LEAD_SCORER_MODEL_NAME)
     return Reply.json(200, engine.score(ask), engine.version)
+
+
+@route(
+    capture.ROUTE,
+    "interactions",
+    capture.request_schema(),
+    InteractionsResponse,
+    cacheable=False,
+    ok=202,
+    body_limit="interactions_max_body_bytes",
+)
+async def interactions(body: bytes) -> Reply:
+    """Record one user event or a batch of them (`{"events": [...]}`) for ingestion: answered 202 once they
+    are durable; 400 with the reasons of each invalid event, and then nothing of the batch is recorded."""
+    status, content = await api.state.service.capture.record(load_json(body))
+    return Reply.json(status, content)

@@ -2,23 +2,27 @@
 
 The body is one event object or `{"events": [...]}` with up to `max_batch` events (Settings
 `interactions_max_batch`, 1,000 by default). Fields are the landing contract's: user_id, product_id,
-interaction_type (view | like | cart | purchase), timestamp (ISO 8601; naive means UTC; absent means
-the time the service received it), and optional rating (1-5), session_id and event_id (generated when
-absent). An event_id seen before by this process is accepted once and counted as a duplicate; one that
-reaches ingestion twice (a client retrying across a restart) is quarantined there as a duplicate, so
-raw.interactions holds every event exactly once.
+interaction_type (view | like | cart | purchase), timestamp (ISO 8601 between 1970 and 2999; naive means
+UTC; absent means the time the service received it), and optional rating (1-5), session_id and event_id
+(generated when absent). An event_id seen before by this process is accepted once and counted as a
+duplicate; one that reaches ingestion twice (a client retrying across a restart) is quarantined there as
+a duplicate, so raw.interactions holds every event exactly once.
 
+The route sits behind the request gate like every API route (serving/middleware.py: a token of scope
+`interactions` or `admin` where tokens are required, its own body limit `interactions_max_body_bytes`).
 Answers: 202 {"accepted", "duplicates", "event_ids"} once the events are fsync'd to the spool under
 landing/interactions/ (serving/spool.py); 400 {"error", "invalid": [{"index", "event_id", "reasons"}]}
-when any event is invalid, and then nothing of the batch is recorded; 405 / 413 / 415 for a wrong method,
-a body over `max_body` bytes or a body that is not JSON.
+when any event is invalid, and then nothing of the batch is recorded.
+
+`request_schema` is the OpenAPI statement of exactly these rules (its patterns are the ones the
+validation uses), so a body the spec allows is never refused and one it forbids never recorded.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import re
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -26,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.spool import Spool
 
@@ -37,8 +39,21 @@ ROUTE = "/interactions"
 COLUMNS = ("event_id", "user_id", "product_id", "interaction_type", "rating", "timestamp", "session_id")
 INTERACTION_TYPES = ("view", "like", "cart", "purchase")
 MAX_ID_LENGTH = 128
-MAX_BODY = 4 * 1024 * 1024  # a full batch of long events, with room to spare
 SEEN_EVENT_IDS = 1_000_000  # event ids remembered for de-duplication (about 100 MB at most)
+
+# An id, once stripped of surrounding whitespace, is not empty and has no control character; an optional
+# one may also be empty or blank (then event_id is generated). `[0-9]`, never `\d`: Python's \d takes any
+# Unicode digit.
+REQUIRED_ID = r"^\s*[^\x00-\x1f]*[^\x00-\x1f\s][^\x00-\x1f]*\s*$"
+OPTIONAL_ID = r"^\s*[^\x00-\x1f]*\s*$"
+_YEAR = r"(19[7-9][0-9]|2[0-9]{3})"
+_LEAP_YEAR = r"(19(7[26]|8[048]|9[26])|2[0-9](0[48]|[2468][048]|[13579][26])|2[048]00)"
+_MONTH_DAY = r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+_TIME = r"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
+# A calendar date from 1970 to 2999, then optionally a time and an offset: what datetime.fromisoformat
+# reads, written out so the spec can state it.
+TIMESTAMP = rf"^({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)({_TIME})?$"
+_REQUIRED_ID, _OPTIONAL_ID, _TIMESTAMP = (re.compile(p) for p in (REQUIRED_ID, OPTIONAL_ID, TIMESTAMP))
 
 
 def _text_reason(name: str, value: Any, required: bool) -> str | None:
@@ -46,12 +61,10 @@ def _text_reason(name: str, value: Any, required: bool) -> str | None:
         return f"{name} is required" if required else None
     if not isinstance(value, str):
         return f"{name} must be a string, got {type(value).__name__}"
-    if not value.strip():
-        return f"{name} is blank" if required else None
     if len(value) > MAX_ID_LENGTH:
         return f"{name} is longer than {MAX_ID_LENGTH} characters"
-    if any(ch < " " for ch in value):
-        return f"{name} contains control characters"
+    if not (_REQUIRED_ID if required else _OPTIONAL_ID).search(value):
+        return f"{name} is blank" if not value.strip() else f"{name} contains control characters"
     return None
 
 
@@ -61,12 +74,9 @@ def _timestamp(value: Any, received_at: datetime) -> tuple[str | None, str | Non
         return received_at.isoformat(), None
     if not isinstance(value, str):
         return None, f"timestamp must be an ISO 8601 string, got {type(value).__name__}"
-    try:
-        stamp = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None, f"timestamp {value[:40]!r} is not ISO 8601"
-    if not 1970 <= stamp.year <= 2999:
-        return None, f"timestamp {value[:40]!r} is out of range"
+    if not _TIMESTAMP.search(value):
+        return None, f"timestamp {value[:40]!r} is not an ISO 8601 date or date-time from 1970 to 2999"
+    stamp = datetime.fromisoformat(value.strip())
     stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
     return stamp.replace(tzinfo=None).isoformat(), None
 
@@ -162,74 +172,64 @@ class InteractionCapture:
         while len(self._seen) > SEEN_EVENT_IDS:
             self._seen.popitem(last=False)
 
-    async def record(self, body: Any) -> JSONResponse:
+    async def record(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """(status, answer) for a parsed request body: 202 once the new events are durable, else 400."""
         rows, errors = self.parse(body, datetime.now(UTC).replace(tzinfo=None))
         if errors:
             bad = sum(1 for e in errors if e["index"] is not None)
             message = f"{bad} invalid event(s); nothing was recorded" if bad else errors[0]["reasons"][0]
-            return JSONResponse({"error": message, "invalid": errors}, status_code=400)
+            return 400, {"error": message, "invalid": errors}
         fresh = self.new_rows(rows)
         await anyio.to_thread.run_sync(self.spool.append, csv_bytes(fresh))
         self.remember(fresh)
-        return JSONResponse(
-            {
-                "accepted": len(fresh),
-                "duplicates": len(rows) - len(fresh),
-                "event_ids": [row["event_id"] for row in rows],
+        return 202, {
+            "accepted": len(fresh),
+            "duplicates": len(rows) - len(fresh),
+            "event_ids": [row["event_id"] for row in rows],
+        }
+
+
+def request_schema(max_batch: int | None = None) -> dict[str, Any]:
+    """The request body in OpenAPI 3.0 terms: one event, or a batch of 1..max_batch of them (the published
+    spec states the configured maximum: serving/openapi.py)."""
+
+    def text(pattern: str, description: str) -> dict[str, Any]:
+        return {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": pattern, "description": description}
+
+    optional = {"nullable": True}
+    event = {
+        "title": "interaction event",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["user_id", "product_id", "interaction_type"],
+        "properties": {
+            "user_id": text(REQUIRED_ID, "Customer id (surrounding whitespace is dropped)."),
+            "product_id": text(REQUIRED_ID, "Product id (surrounding whitespace is dropped)."),
+            "interaction_type": {"type": "string", "enum": list(INTERACTION_TYPES)},
+            "timestamp": {
+                "type": "string",
+                "pattern": TIMESTAMP,
+                "description": "ISO 8601 date or date-time from 1970 to 2999; naive means UTC; absent or null: "
+                "the time the service received it.",
+                **optional,
             },
-            status_code=202,
-        )
-
-
-class CaptureMiddleware:
-    """Answers POST /interactions itself (before BentoML's per-route machinery); passes everything else on.
-
-    `capture` is a zero-argument callable returning the InteractionCapture, so the spool is opened in
-    the worker process that serves requests, not in the one that imports the service."""
-
-    def __init__(self, app: ASGIApp, capture, max_body: int = MAX_BODY):
-        self.app = app
-        self.capture = capture
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != ROUTE:
-            return await self.app(scope, receive, send)
-        response = await self._answer(scope, receive)
-        await response(scope, receive, send)
-
-    async def _answer(self, scope: Scope, receive: Receive) -> JSONResponse:
-        if scope["method"] != "POST":
-            return JSONResponse(
-                {"error": f"{scope['method']} is not allowed on {ROUTE}: POST a JSON body"},
-                status_code=405,
-                headers={"Allow": "POST"},
+            "rating": {"type": "number", "minimum": 1, "maximum": 5, **optional},
+            "session_id": text(OPTIONAL_ID, "Optional session id.") | optional,
+            "event_id": text(
+                OPTIONAL_ID,
+                "Idempotency key: generated when absent or blank; an id already accepted is counted "
+                "as a duplicate and recorded once.",
             )
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
-        if content_type != b"application/json":
-            return JSONResponse(
-                {"error": f"unsupported Content-Type {content_type.decode('latin-1')!r}: send application/json"},
-                status_code=415,
-            )
-        too_large = JSONResponse(
-            {"error": f"request body too large: at most {self.max_body} bytes of JSON"}, status_code=413
-        )
-        length = headers.get(b"content-length", b"")
-        if length and (not length.isdigit() or int(length) > self.max_body):
-            return too_large
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return too_large
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        try:
-            body = json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return JSONResponse({"error": f"the body is not valid JSON: {exc}"[:300]}, status_code=400)
-        return await self.capture().record(body)
+            | optional,
+        },
+    }
+    batch = {
+        "title": "interaction batch",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["events"],
+        "properties": {"events": {"type": "array", "minItems": 1, "items": event}},
+    }
+    if max_batch is not None:
+        batch["properties"]["events"]["maxItems"] = max_batch
+    return {"title": "interactions request", "anyOf": [event, batch]}

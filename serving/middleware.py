@@ -9,13 +9,15 @@ On the API routes, in this order, each refusal a JSON {"error": ...} answer:
 - 401 without a valid `Authorization: Bearer` token where tokens are required, or with an unknown one;
   403 for a token whose scope does not cover the route;
 - 429 + Retry-After when the caller's token bucket is empty (serving/limits.py);
-- 413 for a body over `max_body` bytes: refused from Content-Length before reading, and a chunked body
-  is read only until it passes the limit, so a worker never holds more than `max_body` of one request;
+- 413 for a body over the route's limit (`max_body_bytes`; POST /interactions has its own,
+  `interactions_max_body_bytes`, for batches of events): refused from Content-Length before reading, and a
+  chunked body is read only until it passes the limit, so a worker never holds more than that of one request;
 - 503 + Retry-After when the worker already answers `max_in_flight` API requests (serving/limits.py
   Admission): counted from the end of the body read to the last byte of the answer, so a slow client
   sending its body holds no slot.
-The body read here goes straight to the route's answer function (serving/api.py ROUTES): the API
-routes are dispatched here, without a second routing pass through BentoML's and FastAPI's routers.
+The body read here goes straight to the route's answer function (serving/api.py ROUTES), with the request
+id, which the answer and the prediction log carry: the API routes are dispatched here, without a second
+routing pass through BentoML's and FastAPI's routers.
 
 GET /docs redirects to BentoML's Swagger UI at /.
 """
@@ -80,7 +82,8 @@ class ApiGateway:
         self.app = app
         self.routes = dict(routes)
         serving = settings.serving
-        self.max_body = serving.max_body_bytes
+        # path -> its body limit: the ServingSettings field the route names
+        self.max_bodies = {path: getattr(serving, route.body_limit) for path, route in self.routes.items()}
         self.auth = Authenticator(token_store(settings), required=settings.environment == "production")
         self.limiter = RateLimiter(serving.rate_per_second, serving.rate_burst)
         self.admission = Admission(serving.max_in_flight)
@@ -115,18 +118,19 @@ class ApiGateway:
             route = self.routes.get(path)
             if route is None:
                 return await self.app(scope, receive, send_with_id)
-            principal, response = self._check(scope, route.scope)
+            max_body = self.max_bodies[path]
+            principal, response = self._check(scope, route.scope, max_body)
             if response is None:
                 try:
-                    body = await self._read_body(receive)
+                    body = await self._read_body(receive, max_body)
                 except PayloadTooLarge:
-                    response = too_large(self.max_body)
+                    response = too_large(max_body)
             if response is None and not self.admission.enter():
                 response = overloaded(self.admission.in_flight)
             if response is not None:
                 return await response(scope, receive, send_with_id)
             try:
-                reply = await route.answer(body)
+                reply = await route.answer(body, request_id.decode("latin-1"))
                 await send_with_id(
                     {"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers}
                 )
@@ -150,7 +154,7 @@ class ApiGateway:
                 ).decode()
             )
 
-    def _check(self, scope: Scope, scope_needed: str) -> tuple[Principal | None, JSONResponse | None]:
+    def _check(self, scope: Scope, scope_needed: str, max_body: int) -> tuple[Principal | None, JSONResponse | None]:
         if scope["method"] != "POST":
             return None, refusal(
                 405, f"{scope['method']} is not allowed on {scope['path']}: POST a JSON body", {"Allow": "POST"}
@@ -185,11 +189,11 @@ class ApiGateway:
                 f"rate limit of {self.limiter.rate:g} requests/s exceeded",
                 {"Retry-After": retry_after_header(wait)},
             )
-        if length and (not length.isdigit() or int(length) > self.max_body):
-            return principal, too_large(self.max_body)
+        if length and (not length.isdigit() or int(length) > max_body):
+            return principal, too_large(max_body)
         return principal, None
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, max_body: int) -> bytes:
         """The whole body, or PayloadTooLarge as soon as it passes max_body (the rest is never read)."""
         chunks, size = [], 0
         while True:
@@ -198,7 +202,7 @@ class ApiGateway:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > max_body:
                 raise PayloadTooLarge
             chunks.append(chunk)
             if not message.get("more_body", False):

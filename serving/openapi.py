@@ -19,6 +19,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from optimum.settings import ServingSettings
+from serving import capture
+from serving.api import ROUTES as API_ROUTES
 
 TITLE = "Optimum serving API"
 DESCRIPTION = """\
@@ -27,6 +29,10 @@ scored sales leads from the champion models of the Optimum MLflow registry (alia
 `optimum-recommender`, `optimum-demand-forecaster` and `optimum-lead-scorer`). Every call is a `POST`
 with a JSON body; every answer is JSON, errors included: `{"error": "<what went wrong and how to fix it>",
 ...}`.
+
+`POST /interactions` records what users do (one event or a batch) for the next ingestion. Every answer
+echoes `X-Request-ID` (the caller's, or a new one); recommendations, similar items and forecasts carry it
+as `request_id`, the key of their prediction-log entry (`optimum trace REQUEST_ID`).
 
 A new champion is picked up without a restart. `/readyz` answers 200 once the recommender and the
 forecaster are loaded (the lead scorer is optional); the routes that need a missing one answer 503.
@@ -46,6 +52,11 @@ ERROR_SCHEMA = {
             "items": {"type": "object"},
             "description": "400 on a body that fails validation: one entry per problem (loc, msg, type).",
         },
+        "invalid": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "400 from POST /interactions: one entry per invalid event (index, event_id, reasons).",
+        },
     },
     "additionalProperties": True,
 }
@@ -53,15 +64,16 @@ ERROR_SCHEMA = {
 INVALID_BODY = "The body is not valid JSON or fails validation (`detail` lists each problem)."
 
 
-def common_errors(limits: ServingSettings) -> dict[int, str]:
-    """Answers every API route can give, on top of its own (serving/middleware.py, the request timeout)."""
+def common_errors(limits: ServingSettings, body_limit: str = "max_body_bytes") -> dict[int, str]:
+    """Answers every API route can give, on top of its own (serving/middleware.py, the request timeout);
+    `body_limit` is the ServingSettings field bounding the route's body."""
     return {
         400: INVALID_BODY,
         401: "A token is required (OPTIMUM_ENVIRONMENT=production) or the one sent is unknown: send "
         "`Authorization: Bearer <token>` (`optimum token create`).",
         403: "The token's scope does not cover this route.",
         405: "A method other than POST.",
-        413: f"A body larger than {limits.max_body_bytes:,} bytes (OPTIMUM_SERVING_MAX_BODY_BYTES).",
+        413: f"A body larger than {getattr(limits, body_limit):,} bytes (OPTIMUM_SERVING_{body_limit.upper()}).",
         415: "A body that is not `application/json`.",
         429: "The token's rate limit (OPTIMUM_SERVING_RATE_PER_SECOND) is used up; `Retry-After` says when to retry.",
         500: "An unexpected server error (the server log has the traceback).",
@@ -76,6 +88,29 @@ NO_CHAMPION = (
 
 # Per route: its own error answers, and named request examples.
 ROUTES: dict[str, dict] = {
+    "/interactions": {
+        "errors": {
+            400: "The body is not JSON, or some events are invalid: `invalid` lists each with its reasons, and "
+            "nothing of the batch was recorded.",
+            403: "The token's scope does not cover this route: it needs `interactions` or `admin`.",
+        },
+        "examples": {
+            "one event": {"user_id": "U00001", "product_id": "P00001", "interaction_type": "view"},
+            "a batch": {
+                "events": [
+                    {
+                        "event_id": "shop-42-1",
+                        "user_id": "U00001",
+                        "product_id": "P00001",
+                        "interaction_type": "purchase",
+                        "timestamp": "2024-06-01T12:30:00Z",
+                        "session_id": "s-9",
+                    },
+                    {"user_id": "U00002", "product_id": "P00003", "interaction_type": "like", "rating": 5},
+                ]
+            },
+        },
+    },
     "/recommend": {
         "errors": {503: NO_CHAMPION},
         "examples": {
@@ -174,8 +209,9 @@ INTERNAL_SUFFIX = "IODescriptor"  # BentoML's name for the request/response mode
 
 
 def route_statuses(route: str, limits: ServingSettings) -> dict[int, str]:
-    """Every status code the route can answer, with what it means."""
-    return {200: "The answer.", **common_errors(limits), **ROUTES[route]["errors"]}
+    """Every status code the route can answer, with what it means (202 for POST /interactions: recorded)."""
+    ok = 202 if route == capture.ROUTE else 200
+    return {ok: "The answer.", **common_errors(limits, API_ROUTES[route].body_limit), **ROUTES[route]["errors"]}
 
 
 def openapi_document(bentoml_spec: dict, limits: ServingSettings) -> dict:
@@ -196,14 +232,16 @@ def openapi_document(bentoml_spec: dict, limits: ServingSettings) -> dict:
         schema["title"] = schema["title"].removesuffix(INTERNAL_SUFFIX)
     for route, documented in ROUTES.items():
         operation = spec["paths"][route]["post"]
-        ok = operation["responses"]["200"]
+        ok = next(answer for status, answer in operation["responses"].items() if status.startswith("2"))
         operation["responses"] = {
             str(status): ok | {"description": meaning}
-            if status == 200
+            if status < 300
             else {"description": meaning, "content": {"application/json": {"schema": ERROR_REF}}}
             for status, meaning in sorted(route_statuses(route, limits).items())
         }
         body = operation["requestBody"]["content"]["application/json"]
+        if route == capture.ROUTE:  # the configured batch size
+            body["schema"] = capture.request_schema(limits.interactions_max_batch)
         body["examples"] = {name: {"value": value} for name, value in documented["examples"].items()}
         for media in (body, ok["content"]["application/json"]):
             media["schema"]["title"] = media["schema"]["title"].removesuffix(INTERNAL_SUFFIX)

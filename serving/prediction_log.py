@@ -1,7 +1,8 @@
 """Every answer of /recommend, /similar_items and /forecast, logged durably with the lineage of its model.
 
-One JSON line per answer goes to the spool under landing/prediction_log/ (serving/spool.py) before the
-answer leaves, so `optimum trace REQUEST_ID` can always follow it: request -> model version -> MLflow run
+One JSON line per answer, cached answers included, goes to the spool under landing/prediction_log/
+(serving/spool.py) before the answer leaves, under the request's X-Request-ID (the id in the answer and
+in the gate's JSON log line), so `optimum trace REQUEST_ID` can always follow it: request -> model version -> MLflow run
 -> Dagster run -> data snapshot. Ingestion explodes each line into raw.prediction_log, one row per returned
 item (orchestration/landing/predictions.py).
 
@@ -11,7 +12,6 @@ produced it and `data_as_of`, the latest event or sale the model saw (orchestrat
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
 from ml.registry import DAGSTER_RUN_TAG, DATA_AS_OF_TAG
 from serving.spool import Spool
@@ -80,29 +81,27 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def log_fields(endpoint: str, caller_id: str, variant: str, lineage: Lineage, items: list[tuple[str, Any]]) -> bytes:
+    """An answer's log entry but its request id and time: a JSON object without its opening brace,
+    computed once per answer (the response cache keeps it with the answer)."""
+    entry = {
+        "endpoint": endpoint,
+        "caller_id": caller_id,
+        "variant": variant,
+        **lineage.as_dict(),
+        "items": [[item, score] for item, score in items],
+    }
+    return orjson.dumps(entry)[1:]
+
+
 class PredictionLog:
     """Appends one JSON line per answer to the prediction-log spool; `record` returns once it is durable."""
 
     def __init__(self, landing_dir: Path, max_bytes: int, max_seconds: float):
         self.spool = Spool(Path(landing_dir) / FOLDER, "jsonl", b"", max_bytes, max_seconds)
 
-    async def record(
-        self,
-        request_id: str,
-        endpoint: str,
-        caller_id: str,
-        variant: str,
-        lineage: Lineage,
-        items: list[tuple[str, float | None]],
-    ) -> None:
-        entry = {
-            "request_id": request_id,
-            "requested_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
-            "endpoint": endpoint,
-            "caller_id": caller_id,
-            "variant": variant,
-            **lineage.as_dict(),
-            "items": [[item, score] for item, score in items],
-        }
-        line = json.dumps(entry, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    async def record(self, request_id: str, fields: bytes) -> None:
+        """Log one answer under `request_id` (the X-Request-ID: letters, digits and ._:- only, so JSON-safe)."""
+        requested_at = datetime.now(UTC).replace(tzinfo=None).isoformat()
+        line = b'{"request_id":"%s","requested_at":"%s",%s\n' % (request_id.encode(), requested_at.encode(), fields)
         await anyio.to_thread.run_sync(self.spool.append, line)

@@ -93,7 +93,10 @@ class Lineage(BaseModel):
 class Logged(BaseModel):
     """Fields of every logged answer: it is in raw.prediction_log under `request_id`."""
 
-    request_id: str = Field(description="Id of this answer in the prediction log.")
+    request_id: str = Field(
+        description="Id of this answer in the prediction log: the request's X-Request-ID (the caller's, or one "
+        "generated); `optimum trace REQUEST_ID` follows it to the training data."
+    )
     variant: str = Field(description="A/B arm that answered: champion or challenger.")
     lineage: Lineage
 
@@ -161,3 +164,11 @@ class InsightsResponse(BaseModel):
     model_version: str
     product_id: str | None
     insights: list[Insight]
+
+
+class InteractionsResponse(BaseModel):
+    """POST /interactions, 202: the events are durable in the landing zone's spool."""
+
+    accepted: int = Field(description="Events recorded by this request.")
+    duplicates: int = Field(description="Events whose event_id was already accepted (recorded once).")
+    event_ids: list[str] = Field(description="The event_id of every event, in request order (generated ones too).")

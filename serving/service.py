@@ -19,8 +19,8 @@ lists the statuses per route). Deployment knobs are `Settings.serving` (OPTIMUM_
 this module is imported, before BentoML starts its workers.
 
 The closed loop: POST /interactions records user events durably for ingestion (serving/capture.py);
-every /recommend, /similar_items and /forecast answer carries a request_id, its A/B variant and the
-lineage of its model, and is logged durably before it leaves (serving/prediction_log.py); with
+every /recommend, /similar_items and /forecast answer carries a request_id (its X-Request-ID), its A/B
+variant and the lineage of its model, and is logged durably before it leaves (serving/prediction_log.py); with
 `serving.ab_challenger_share` > 0 the registry's challenger answers that share of users (serving/ab.py).
 """
 
@@ -37,7 +37,7 @@ from optimum.settings import ServingSettings, Settings
 from serving import bentoml_patches
 from serving.ab import RecommenderExperiment
 from serving.api import ROUTES, api, publish_limits
-from serving.capture import CaptureMiddleware, InteractionCapture
+from serving.capture import InteractionCapture
 from serving.engine import ServingState
 from serving.middleware import OPEN_PATHS, ApiGateway
 from serving.models import load_champions
@@ -180,10 +180,7 @@ if SETTINGS.serving.cors_allow_list:  # outside the gate, so refusals carry CORS
         expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"],
     )
 RecommenderService.add_asgi_middleware(ApiGateway, routes=ROUTES, settings=SETTINGS)
-RecommenderService.add_asgi_middleware(CaptureMiddleware, capture=lambda: bentoml.get_current_service().capture)
 RecommenderService.add_asgi_middleware(
     OpenApiMiddleware, bentoml_spec=lambda: RecommenderService.openapi_spec.asdict(), limits=SETTINGS.serving
 )
-bentoml_patches.collapse_unknown_metric_paths(
-    frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs", "/interactions"})
-)
+bentoml_patches.collapse_unknown_metric_paths(frozenset({*ROUTES, *OPEN_PATHS, "/", "/docs.json", "/docs"}))

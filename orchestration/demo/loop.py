@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -27,15 +28,23 @@ ENGAGED_SHARE = 0.35  # of the answers, how many lead to an interaction with a s
 
 
 def simulate_traffic(settings: Settings, base_url: str, seed: int = 0) -> tuple[list[str], int]:
-    """(request ids of the answers, events acknowledged): a shop asking and its users reacting."""
+    """(request ids of the answers, events acknowledged): a shop asking and its users reacting. The shop
+    names each request (X-Request-ID), as a front end that traces its own calls would: the service logs
+    the answer under that id."""
     rng = random.Random(seed)  # noqa: S311 -- seeded demo traffic, not a secret
+    shop_run = uuid.uuid4().hex[:8]  # ids unique across demo runs on the same state
     users = Warehouse.from_settings(settings).query("SELECT DISTINCT user_id FROM marts.user_item_scores ORDER BY 1")
     chosen = rng.sample(users["user_id"].tolist(), min(ANSWERS, len(users)))
     request_ids, events = [], []
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        for user in chosen:
-            answer = client.post("/recommend", json={"user_id": user, "count": 5}).json()
-            request_ids.append(answer["request_id"])
+        for n, user in enumerate(chosen):
+            request_id = f"shop-{shop_run}-{n:04d}"
+            headers = {"X-Request-ID": request_id}
+            response = client.post("/recommend", json={"user_id": user, "count": 5}, headers=headers)
+            answer = response.json()
+            if answer["request_id"] != request_id or response.headers["x-request-id"] != request_id:
+                raise RuntimeError(f"the service answered {request_id} as {answer['request_id']}")
+            request_ids.append(request_id)
             if rng.random() < ENGAGED_SHARE:
                 item = rng.choice(answer["items"])["product_id"]
                 events.append({"user_id": user, "product_id": item, "interaction_type": rng.choice(["view", "cart"])})

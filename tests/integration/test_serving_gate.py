@@ -29,6 +29,7 @@ from tests.serving_fixtures import build_model_store, running_server, server_env
 RATE_BURST = 20
 ORIGIN = "https://shop.example.com"
 MAX_BODY = 64 * 1024
+INTERACTIONS_MAX_BODY = 512 * 1024  # a batch of 1,000 events is about 150 KB
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def server(home, cli_token, tmp_path_factory):
         OPTIMUM_SERVING_RATE_BURST=str(RATE_BURST),
         OPTIMUM_SERVING_CORS_ORIGINS=ORIGIN,
         OPTIMUM_SERVING_REFRESH_SECONDS="0",
+        OPTIMUM_SERVING_INTERACTIONS_MAX_BODY_BYTES=str(INTERACTIONS_MAX_BODY),
     )
     with running_server(env, tmp_path_factory.mktemp("logs") / "gate-server.log", timeout=300) as server:
         yield server
@@ -137,12 +139,59 @@ def test_cors_allow_list(client, home):
     assert response.status_code == 401 and response.headers["access-control-allow-origin"] == ORIGIN
 
 
+def events(n: int, tag: str) -> list[dict]:
+    return [
+        {"event_id": f"{tag}-{i}", "user_id": f"U{i % 30:03d}", "product_id": "P001", "interaction_type": "view"}
+        for i in range(n)
+    ]
+
+
+def test_interactions_need_a_token_of_their_scope(client, home):
+    body = {"events": events(3, "scope")}
+    for headers, status, reason in [
+        ({}, 401, "token is required"),
+        (bearer("opt_forged"), 401, "invalid API token"),
+        (bearer(token(home, "predict")), 403, "needs 'interactions'"),
+    ]:
+        response = client.post("/interactions", json=body, headers=headers)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/json" and reason in response.json()["error"]
+    recorded = client.post("/interactions", json=body, headers=bearer(token(home, "interactions")))
+    assert recorded.status_code == 202 and recorded.json()["accepted"] == 3
+    again = client.post("/interactions", json=body, headers=bearer(token(home, "admin")))
+    assert again.status_code == 202 and again.json()["duplicates"] == 3
+
+
+def test_interactions_take_a_full_batch_and_refuse_a_bigger_body(server, client, home):
+    headers = bearer(token(home, "interactions"))
+    full = json.dumps({"events": events(1000, "full")}).encode()
+    assert MAX_BODY < len(full) < INTERACTIONS_MAX_BODY
+    response = client.post("/interactions", content=full, headers=headers | {"Content-Type": "application/json"})
+    assert response.status_code == 202 and response.json()["accepted"] == 1000, response.text[:500]
+    too_many = client.post("/interactions", json={"events": events(1001, "over")}, headers=headers)
+    assert too_many.status_code == 400 and "at most 1000" in too_many.json()["error"]
+    declared = declare_length(server.url, "/interactions", INTERACTIONS_MAX_BODY + 1, headers)
+    assert declared.startswith(b"HTTP/1.1 413") and f"{INTERACTIONS_MAX_BODY} bytes".encode() in declared
+    sent, answer = send_chunked(server.url, headers | {"Content-Type": "application/json"}, 256 << 20, "/interactions")
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert sent < 64 << 20, "the server kept reading the body"
+
+
+def logged_request_ids(home: Path) -> list[str]:
+    folder = home / "landing" / "prediction_log"
+    return [json.loads(line)["request_id"] for path in folder.iterdir() for line in path.read_text().splitlines()]
+
+
 def test_request_id_and_json_log(client, server, home):
     secret = token(home)
     response = client.post("/recommend", json={"user_id": "U003"}, headers=bearer(secret) | {"X-Request-ID": "req-42"})
-    assert response.headers["x-request-id"] == "req-42"
-    generated = client.post("/recommend", json={"user_id": "U003"}, headers=bearer(secret)).headers["x-request-id"]
-    assert len(generated) == 32
+    assert response.headers["x-request-id"] == "req-42" == response.json()["request_id"]
+    # The same question again: answered from the response cache, under its own id, and logged too.
+    again = client.post("/recommend", json={"user_id": "U003"}, headers=bearer(secret))
+    generated = again.headers["x-request-id"]
+    assert len(generated) == 32 and again.json()["request_id"] == generated
+    assert again.json()["items"] == response.json()["items"] and again.json()["lineage"] == response.json()["lineage"]
+    assert {"req-42", generated} <= set(logged_request_ids(home))
     odd = client.post("/recommend", json={}, headers=bearer(secret) | {"X-Request-ID": "x" * 500})
     assert odd.headers["x-request-id"] != "x" * 500  # not echoed: a fresh id instead
     time.sleep(0.5)
@@ -178,13 +227,15 @@ def peak_rss(proc: psutil.Process) -> int:
     raise AssertionError(f"no VmHWM in /proc/{proc.pid}/status")
 
 
-def send_chunked(url: str, headers: dict[str, str], total: int, chunk: int = 1 << 20) -> tuple[int, bytes]:
+def send_chunked(
+    url: str, headers: dict[str, str], total: int, path: str = "/recommend", chunk: int = 1 << 20
+) -> tuple[int, bytes]:
     """POST `total` bytes of chunked body; returns (bytes the server let us send, its answer)."""
     host, port = url.removeprefix("http://").split(":")
     sent = 0
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        sock.sendall(f"POST /recommend HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{head}\r\n".encode())
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{head}\r\n".encode())
         piece = f"{chunk:x}\r\n".encode() + b"[" + b" " * (chunk - 1) + b"\r\n"
         try:
             while sent < total:
@@ -215,6 +266,18 @@ def test_a_huge_chunked_body_is_refused_without_reading_it(server, home):
     assert b"too large" in answer
     assert sent < 64 << 20, "the server kept reading the body"
     assert after - before < 16 << 20
+
+
+def declare_length(url: str, path: str, length: int, headers: dict[str, str]) -> bytes:
+    """The answer to a POST that declares `length` bytes of body and sends none of them."""
+    host, port = url.removeprefix("http://").split(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+            f"{head}\r\n".encode()
+        )
+        return sock.recv(65536)
 
 
 def test_declared_oversized_body_is_refused_before_reading(server, home):
@@ -285,7 +348,8 @@ def test_metrics_stay_flat_under_random_paths(client, server):
     endpoints = set(re.findall(r'endpoint="([^"]*)"', "\n".join(after)))
     assert "/{other}" in endpoints
     assert endpoints <= {"/{other}", "/", "/docs.json", "/recommend", "/similar_items", "/forecast", "/insights",
-                         "/search", "/livez", "/readyz", "/healthz", "/metrics"}, endpoints  # fmt: skip
+                         "/search", "/interactions", "/livez", "/readyz", "/healthz",
+                         "/metrics"}, endpoints  # fmt: skip
 
 
 def test_metrics_show_the_served_versions_and_a_histogram_per_route(client, cli_token):

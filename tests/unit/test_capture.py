@@ -9,8 +9,19 @@ import sys
 import threading
 from datetime import datetime
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from orchestration.landing.contract import INTERACTION_TYPES, INTERACTIONS
-from serving.capture import COLUMNS, InteractionCapture, validate_event
+from serving.capture import (
+    COLUMNS,
+    MAX_ID_LENGTH,
+    OPTIONAL_ID,
+    REQUIRED_ID,
+    TIMESTAMP,
+    InteractionCapture,
+    validate_event,
+)
 from serving.capture import INTERACTION_TYPES as SERVED_TYPES
 from serving.spool import OPEN_PREFIX, Spool, close_orphans
 
@@ -94,3 +105,33 @@ def test_batches_are_rejected_whole_and_repeats_accepted_once(tmp_path):
     capture.spool.close()
     (closed,) = tmp_path.joinpath("interactions").iterdir()
     assert next(csv.reader(closed.open())) == list(COLUMNS)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    user=st.from_regex(REQUIRED_ID).filter(lambda s: len(s) <= MAX_ID_LENGTH),
+    session=st.from_regex(OPTIONAL_ID).filter(lambda s: len(s) <= MAX_ID_LENGTH),
+    stamp=st.from_regex(TIMESTAMP),
+)
+def test_whatever_the_published_patterns_allow_is_accepted(user, session, stamp):
+    """The spec (request_schema) states these patterns; the validation must accept all they allow."""
+    event = {"user_id": user, "product_id": "p", "interaction_type": "like", "session_id": session, "timestamp": stamp}
+    row, reasons = validate_event(event, RECEIVED)
+    assert reasons == [], (event, reasons)
+    assert row["user_id"] == user.strip() and 1970 <= int(row["timestamp"][:4]) <= 3000
+
+
+def test_what_the_patterns_forbid_is_refused_with_a_reason():
+    base = {"user_id": "u", "product_id": "p", "interaction_type": "view"}
+    for field, value in [
+        ("user_id", "a\tb"),
+        ("user_id", " \n "),
+        ("session_id", "x\x00"),
+        ("timestamp", "2023-02-29T10:00:00"),  # not a leap year
+        ("timestamp", "1969-12-31T23:59:59Z"),
+        ("timestamp", "2024-06-01T24:00:00"),
+    ]:
+        assert validate_event(base | {field: value}, RECEIVED)[1], (field, value)
+    assert validate_event(base | {"timestamp": "2024-02-29 23:59:59.5-01:00"}, RECEIVED)[0]["timestamp"] == (
+        "2024-03-01T00:59:59.500000"
+    )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
 from optimum.settings import ServingSettings
 from serving import leads, schemas
 from serving.api import ROUTES as API_ROUTES
+from serving.capture import InteractionCapture
 from serving.openapi import TITLE, openapi_document
 from serving.service import RecommenderService
 
@@ -25,7 +27,10 @@ REQUESTS = {
 
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    return openapi_document(RecommenderService.openapi_spec.asdict(), ServingSettings(max_body_bytes=1000))
+    return openapi_document(
+        RecommenderService.openapi_spec.asdict(),
+        ServingSettings(max_body_bytes=1000, interactions_max_body_bytes=2000, interactions_max_batch=7),
+    )
 
 
 def test_the_document_describes_this_service_not_bentoml(spec):
@@ -44,16 +49,19 @@ def test_every_route_lists_every_status_code_it_can_answer(spec):
         "/search": {503},
         "/leads": {503},
         "/score_lead": {503},
+        "/interactions": set(),
     }
-    every_route = {200, 400, 401, 403, 405, 413, 415, 429, 500, 504}  # the gate's, validation's, the timeout's
+    every_route = {400, 401, 403, 405, 413, 415, 429, 500, 504}  # the gate's, validation's, the timeout's
     for route in API_ROUTES:
         responses = spec["paths"][route]["post"]["responses"]
-        assert set(map(int, responses)) == every_route | own[route], route
+        ok = 202 if route == "/interactions" else 200
+        assert set(map(int, responses)) == every_route | own[route] | {ok}, route
         for status, response in responses.items():
             assert response["description"], (route, status)
-            if status != "200":
+            if int(status) >= 300:
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
-        assert "1,000 bytes" in responses["413"]["description"], "the configured limit, not a constant"
+        limit = "2,000 bytes" if route == "/interactions" else "1,000 bytes"
+        assert limit in responses["413"]["description"], "the configured limit, not a constant"
 
 
 def test_request_examples_are_valid_requests_with_demo_ids(spec):
@@ -65,6 +73,16 @@ def test_request_examples_are_valid_requests_with_demo_ids(spec):
             request = model.model_validate_json(json.dumps(example["value"]))
             ids = [value for name, value in request.model_dump().items() if name.endswith("_id") and value]
             assert all(i.startswith(("U0", "P0")) or i == "a-customer-we-never-saw" for i in ids), ids
+
+
+def test_interactions_spec_states_the_configured_batch_and_its_examples_are_accepted(spec, tmp_path):
+    body = spec["paths"]["/interactions"]["post"]["requestBody"]["content"]["application/json"]
+    _, batch = body["schema"]["anyOf"]
+    assert batch["properties"]["events"]["maxItems"] == 7
+    capture = InteractionCapture(tmp_path, max_batch=7, max_bytes=4096, max_seconds=60)
+    for example in body["examples"].values():
+        rows, errors = capture.parse(example["value"], datetime(2024, 6, 1))
+        assert rows and not errors, errors
 
 
 def test_no_internal_class_names_in_the_document(spec):
