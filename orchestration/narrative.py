@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -21,6 +22,7 @@ DBT_SUMMARY = re.compile(r"^Done\. (PASS=.*)$", re.MULTILINE)
 
 # MLflow warnings about choices this project made on purpose (the models are pickled pyfunc objects).
 KNOWN_MLFLOW_WARNINGS = ("Passing a Python object as `python_model`",)
+ARTIFACT_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class _KnownWarnings(logging.Filter):
@@ -38,6 +40,8 @@ def quiet_libraries() -> Iterator[io.StringIO]:
 
     mlflow_logger = logging.getLogger("mlflow")
     level, known = mlflow_logger.level, _KnownWarnings()
+    progress_bar = os.environ.get(ARTIFACT_PROGRESS_BAR)
+    os.environ[ARTIFACT_PROGRESS_BAR] = "false"  # tqdm bars on stderr each time a model is loaded
     mlflow_logger.setLevel(logging.WARNING)
     for handler in mlflow_logger.handlers:
         handler.addFilter(known)
@@ -46,6 +50,10 @@ def quiet_libraries() -> Iterator[io.StringIO]:
         with redirect_stdout(printed):
             yield printed
     finally:
+        if progress_bar is None:
+            os.environ.pop(ARTIFACT_PROGRESS_BAR, None)
+        else:
+            os.environ[ARTIFACT_PROGRESS_BAR] = progress_bar
         mlflow_logger.setLevel(level)
         for handler in mlflow_logger.handlers:
             handler.removeFilter(known)

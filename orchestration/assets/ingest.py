@@ -1,5 +1,7 @@
 """Ingest group: landing files and scraped leads into the warehouse's raw schema."""
 
+from dataclasses import asdict
+
 import dagster as dg
 
 from optimum.settings import Settings
@@ -8,8 +10,8 @@ from orchestration.landing.contract import LANDING_SOURCES, PLACE_RESULTS, PRODU
 from orchestration.landing.load import LoadReport, load_leads, load_source
 from orchestration.landing.predictions import load_prediction_log
 from orchestration.landing.raw_tables import qualified, quarantine_table
-from orchestration.scraper.crawler import CrawlPolicy, crawl
-from orchestration.scraper.places import PlacesPolicy, search_places
+from orchestration.scraper.crawler import CrawlPolicy, CrawlStats, crawl
+from orchestration.scraper.places import PlacesPolicy, PlacesStats, search_places
 from orchestration.warehouse import Warehouse
 
 INGEST_GROUP = "ingest"
@@ -110,6 +112,20 @@ def build_landing_asset(source: Source) -> dg.AssetsDefinition:
     return _landing_asset
 
 
+def _skipped_source(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, table: str, reason: str
+) -> dg.MaterializeResult:
+    """A lead source left unconfigured still materializes (empty), saying why in its metadata."""
+    context.log.warning(f"{reason}: the {table} source is skipped")
+    report = load_leads(warehouse, [], [], table=table)
+    return dg.MaterializeResult(metadata={"skipped": reason} | _report_metadata(report, warehouse, table))
+
+
+def _counters(stats: CrawlStats | PlacesStats) -> dict[str, int | bool | str]:
+    """A fetcher's run counters as asset metadata (the per-request fetch log stays in the run's log)."""
+    return {name: "" if value is None else value for name, value in asdict(stats).items() if name != "fetch_log"}
+
+
 @dg.asset(
     key=raw_asset_key("leads"),
     group_name=INGEST_GROUP,
@@ -123,26 +139,18 @@ def raw_leads(
     warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.MaterializeResult:
     if not settings.seed_urls:
-        context.log.warning("OPTIMUM_LEAD_SEED_URLS is empty: no leads scraped")
-        report = load_leads(warehouse, [], [])
-        return dg.MaterializeResult(
-            metadata={"skipped": "OPTIMUM_LEAD_SEED_URLS is empty"} | _report_metadata(report, warehouse, "leads")
-        )
+        return _skipped_source(context, warehouse, "leads", "OPTIMUM_LEAD_SEED_URLS is empty")
     policy = CrawlPolicy(
         max_pages=settings.scrape_max_pages, requests_per_second_per_host=settings.scrape_requests_per_second
     )
     result = crawl(settings.seed_urls, policy)
     report = load_leads(warehouse, result.leads, result.quarantined)
     context.log.info(f"{report.summary}; {result.stats.pages_fetched} pages fetched")
-    crawl_metadata = {
-        "pages_fetched": result.stats.pages_fetched,
-        "requests_made": result.stats.requests_made,
-        "retries": result.stats.retries,
-        "pages_skipped_by_robots": result.stats.pages_skipped_by_robots,
-        "budget_exhausted": result.stats.budget_exhausted,
-        "leads_scraped": len(result.leads),
-    }
-    return dg.MaterializeResult(metadata=crawl_metadata | _report_metadata(report, warehouse, "leads"))
+    return dg.MaterializeResult(
+        metadata=_counters(result.stats)
+        | {"leads_scraped": len(result.leads)}
+        | _report_metadata(report, warehouse, "leads")
+    )
 
 
 @dg.asset(
@@ -157,17 +165,13 @@ def raw_place_results(
     warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.MaterializeResult:
     searches = settings.places_searches
-    skipped = None
     if not settings.places_api_url:
-        skipped = "OPTIMUM_PLACES_API_URL is empty"
-    elif not settings.places_api_key.get_secret_value():
-        skipped = "OPTIMUM_PLACES_API_KEY is empty"
-    elif not searches:
-        skipped = "no searches: set OPTIMUM_PLACES_AREAS or OPTIMUM_LEAD_TARGET_CITIES"
-    if skipped:
-        context.log.warning(f"{skipped}: the Places API source is skipped")
-        report = load_leads(warehouse, [], [], table=PLACE_RESULTS)
-        return dg.MaterializeResult(metadata={"skipped": skipped} | _report_metadata(report, warehouse, PLACE_RESULTS))
+        return _skipped_source(context, warehouse, PLACE_RESULTS, "OPTIMUM_PLACES_API_URL is empty")
+    if not settings.places_api_key.get_secret_value():
+        return _skipped_source(context, warehouse, PLACE_RESULTS, "OPTIMUM_PLACES_API_KEY is empty")
+    if not searches:
+        reason = "no searches: set OPTIMUM_PLACES_AREAS or OPTIMUM_LEAD_TARGET_CITIES"
+        return _skipped_source(context, warehouse, PLACE_RESULTS, reason)
     policy = PlacesPolicy(
         max_requests=settings.places_max_requests, requests_per_second=settings.places_requests_per_second
     )
@@ -176,18 +180,11 @@ def raw_place_results(
     if result.stats.stopped_reason:
         context.log.warning(f"Places API run stopped early: {result.stats.stopped_reason}")
     context.log.info(f"{report.summary}; {result.stats.requests_made} API requests")
-    api_metadata = {
-        "searches": len(searches),
-        "searches_completed": result.stats.searches_completed,
-        "requests_made": result.stats.requests_made,
-        "retries": result.stats.retries,
-        "token_restarts": result.stats.token_restarts,
-        "quota_exhausted": result.stats.quota_exhausted,
-        "budget_exhausted": result.stats.budget_exhausted,
-        "stopped_reason": result.stats.stopped_reason or "",
-        "places_found": len(result.leads),
-    }
-    return dg.MaterializeResult(metadata=api_metadata | _report_metadata(report, warehouse, PLACE_RESULTS))
+    return dg.MaterializeResult(
+        metadata=_counters(result.stats)
+        | {"searches": len(searches), "places_found": len(result.leads)}
+        | _report_metadata(report, warehouse, PLACE_RESULTS)
+    )
 
 
 @dg.asset(

@@ -29,6 +29,7 @@ from tests.serving_fixtures import (
     ModelStore,
     Server,
     build_model_store,
+    running_server,
     server_env,
     start_server,
     stop_server,
@@ -64,12 +65,8 @@ def store(empty_process, tmp_path_factory) -> ModelStore:
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
     env = server_env(tmp_path_factory.mktemp("serving-home"), store.tracking_uri)
-    server = start_server(env, tmp_path_factory.mktemp("logs") / "server.log")
-    try:
-        wait_until_up(server, "/readyz", timeout=300)
+    with running_server(env, tmp_path_factory.mktemp("logs") / "server.log", timeout=300) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import pytest
 
 from ml.packaging import RECOMMENDER_MODEL_NAME
 from serving.auth import FileTokenStore, create_token
-from tests.serving_fixtures import build_model_store, server_env, start_server, stop_server, wait_until_up
+from tests.serving_fixtures import build_model_store, running_server, server_env
 
 RATE_BURST = 20
 ORIGIN = "https://shop.example.com"
@@ -67,12 +67,8 @@ def server(home, cli_token, tmp_path_factory):
         OPTIMUM_SERVING_CORS_ORIGINS=ORIGIN,
         OPTIMUM_SERVING_REFRESH_SECONDS="0",
     )
-    server = start_server(env, tmp_path_factory.mktemp("logs") / "gate-server.log")
-    try:
-        wait_until_up(server, "/readyz", timeout=300)
+    with running_server(env, tmp_path_factory.mktemp("logs") / "gate-server.log", timeout=300) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(scope="module")
