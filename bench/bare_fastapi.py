@@ -2,10 +2,11 @@
 
     OPTIMUM_MLFLOW_TRACKING_URI=sqlite:////path/mlflow.db .venv/bin/uvicorn bench.bare_fastapi:app --port 3100
 
-Same request and response bodies as `serving.service:RecommenderService.recommend` (the pydantic models of
-serving/schemas.py, so the same validation and the same JSON: user_id, model_version, cold_start and items
-with the catalog's name, category and price). What answers the request is chosen by
-OPTIMUM_BENCH_BARE_SCORING:
+Same request and response bodies as the service's /recommend (the pydantic models of serving/schemas.py, so
+the same validation and the same JSON: user_id, model_version, cold_start, items with the catalog's name,
+category and price, and the prediction log's request_id, variant and lineage), and the same durable work:
+each answer is appended to the prediction-log spool under OPTIMUM_HOME's landing folder with
+serving/prediction_log.py before it leaves. What ranks is chosen by OPTIMUM_BENCH_BARE_SCORING:
 
 - `engine` (default): `serving.engine.RecommenderEngine`, the code the BentoML service calls, so the two
   servers differ only in the framework around it;
@@ -27,6 +28,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from serving.prediction_log import new_request_id
 from serving.schemas import RecommendRequest, RecommendResponse
 
 MODEL_NAME = "optimum-recommender"
@@ -37,20 +39,21 @@ if SCORING not in ("engine", "package"):
 state: dict[str, Any] = {}
 
 
-def _tracking_uri() -> str:
-    from optimum.settings import Settings
-
-    return Settings().tracking_uri  # OPTIMUM_MLFLOW_TRACKING_URI, else the store under OPTIMUM_HOME
-
-
 def load() -> None:
     from ml.registry import ModelRegistry
+    from optimum.settings import Settings
+    from serving.prediction_log import Lineage, PredictionLog
 
-    registry = ModelRegistry(_tracking_uri())
+    settings = Settings()  # OPTIMUM_MLFLOW_TRACKING_URI, OPTIMUM_HOME: the same store and landing folder
+    registry = ModelRegistry(settings.tracking_uri)
     # Resolve the alias once and load that version, so the version reported is the one answering.
-    version = registry.champion(MODEL_NAME).version
+    champion = registry.champion(MODEL_NAME)
+    version = champion.version
     package = registry.load(MODEL_NAME, version)
     state["version"], state["package"] = version, package
+    state["lineage"] = Lineage.of(settings.tracking_uri, MODEL_NAME, version, champion.run_id)
+    serving = settings.serving
+    state["log"] = PredictionLog(settings.landing_dir, serving.spool_max_bytes, serving.spool_max_seconds)
     if SCORING == "engine":
         from serving.engine import RecommenderEngine
         from serving.models import Champion
@@ -99,6 +102,7 @@ def recommend_with_package(user_id: str, count: int) -> tuple[bool, list[dict[st
 async def lifespan(_: FastAPI):
     load()
     yield
+    state["log"].spool.close()
 
 
 app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -115,6 +119,15 @@ async def recommend(request: RecommendRequest) -> RecommendResponse:
         cold_start, items = state["engine"].recommend(request.user_id, request.count)
     else:
         cold_start, items = recommend_with_package(request.user_id, request.count)
+    request_id, lineage = new_request_id(), state["lineage"]
+    scored = [(item["product_id"], item["score"]) for item in items]
+    await state["log"].record(request_id, "/recommend", request.user_id, "champion", lineage, scored)
     return RecommendResponse(
-        user_id=request.user_id, model_version=state["version"], cold_start=cold_start, items=items
+        user_id=request.user_id,
+        model_version=state["version"],
+        cold_start=cold_start,
+        items=items,
+        request_id=request_id,
+        variant="champion",
+        lineage=lineage.as_dict(),
     )

@@ -58,11 +58,11 @@ class ServingSettings(BaseSettings):
     spool_max_seconds: float = Field(30.0, gt=0, description="A spool file is closed at this age (then ingested).")
     ab_challenger_share: float = Field(0.0, ge=0, le=1, description="Share of users the challenger answers (0: off).")
     rate_per_second: float = Field(
-        200.0, gt=0, description="Requests per second one token (or one client address) may sustain."
+        200.0, gt=0, description="Requests per second one token (or client address) may sustain, per worker."
     )
     rate_burst: int = Field(400, ge=1, description="Requests one token may send at once before 429.")
-    max_queue_seconds: float = Field(
-        0.5, gt=0, description="While a worker is this far behind, new requests get 503 + Retry-After."
+    max_in_flight: int = Field(
+        128, ge=1, description="Most API requests one worker answers at once; one more gets 503 + Retry-After."
     )
     cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
     search_personal_weight: float = Field(

@@ -1,19 +1,22 @@
-"""How much one caller may ask for, and how far behind a worker may fall before it sheds load.
+"""How much one caller may ask for, and how much work a worker takes on at once before it sheds load.
 
 `RateLimiter`: a token bucket per caller (token name, or client address without a token), refilled at
 `rate` per second up to `burst`; an empty bucket answers with the seconds until the next request fits,
-which the service sends as 429 + Retry-After. Buckets are per worker process (workers do not share
-memory), so with N workers a caller may reach N times the rate in the worst case.
+which the service sends as 429 + Retry-After. Buckets are per worker process, by choice: with N workers
+a caller may reach N times the rate (each keep-alive connection stays on one worker, so one client
+connection sees exactly `rate`). Sharing the buckets across workers would put a cross-process lock or
+store on every request's path; the limit is there to stop a runaway or abusive caller, which a per-worker
+bound does (BENCHMARKS.md).
 
-`LagMonitor`: a worker answers on one event loop, so requests it cannot keep up with wait as tasks in
-that loop. The monitor wakes every INTERVAL and measures how late it woke; while the loop is more than
-`max_lag` behind, new API requests are answered at once with 503 + Retry-After instead of joining a queue
-that would answer them seconds later.
+`Admission`: a worker answers on one event loop, so everything it accepted waits in that loop for its
+turn; under overload the wait grows with the number of open connections (500 connections, no think
+time: answers after seconds, sockets timing out). Admission bounds the API requests a worker holds at
+once (in the engine or awaiting the durable prediction log); one more is answered at once with
+503 + Retry-After instead of joining a queue that would answer it seconds later.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -47,26 +50,24 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-class LagMonitor:
-    INTERVAL = 0.025
+class Admission:
+    """A bound on the requests in progress in one worker (one event loop: no lock needed).
 
-    def __init__(self, max_lag: float):
-        self.max_lag = max_lag
-        self.lag = 0.0
-        self._task: asyncio.Task | None = None
+    A fixed count, not one adapted to latency: an adaptive bound (AIMD on answer time) was measured and
+    dropped (BENCHMARKS.md): on a CPU-starved worker the 503s themselves slow the loop, the answers the
+    bound admits get slower, the bound shrinks further, and the worker ends up spending most of its CPU
+    refusing requests (200s/s fell to a third of an unbounded server's)."""
 
-    @property
-    def overloaded(self) -> bool:
-        return self.lag > self.max_lag
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_flight = 0
 
-    def ensure_running(self) -> None:
-        """Start the monitor on the running loop (the first request's); a no-op once it runs."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+    def enter(self) -> bool:
+        """Take a slot if one is free; the caller must `leave()` once it answered."""
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
 
-    async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(self.INTERVAL)
-            self.lag = max(0.0, loop.time() - started - self.INTERVAL)
+    def leave(self) -> None:
+        self.in_flight -= 1

@@ -8,10 +8,12 @@ On the API routes, in this order, each refusal a JSON {"error": ...} answer:
 - 405 for a method other than POST (with Allow), 415 for a Content-Type other than application/json;
 - 401 without a valid `Authorization: Bearer` token where tokens are required, or with an unknown one;
   403 for a token whose scope does not cover the route;
-- 429 + Retry-After when the caller's token bucket is empty, 503 + Retry-After while the worker is
-  more than `max_queue_seconds` behind (serving/limits.py);
+- 429 + Retry-After when the caller's token bucket is empty (serving/limits.py);
 - 413 for a body over `max_body` bytes: refused from Content-Length before reading, and a chunked body
-  is read only until it passes the limit, so a worker never holds more than `max_body` of one request.
+  is read only until it passes the limit, so a worker never holds more than `max_body` of one request;
+- 503 + Retry-After when the worker already answers `max_in_flight` API requests (serving/limits.py
+  Admission): counted from the end of the body read to the last byte of the answer, so a slow client
+  sending its body holds no slot.
 The body read here goes straight to the route's answer function (serving/api.py ROUTES): the API
 routes are dispatched here, without a second routing pass through BentoML's and FastAPI's routers.
 
@@ -33,7 +35,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import Authenticator, Principal, token_store
-from serving.limits import LagMonitor, RateLimiter, retry_after_header
+from serving.limits import Admission, RateLimiter, retry_after_header
 
 METRICS_PATH_KEY = "optimum.path"  # the real path, when the metrics label was collapsed (bentoml_patches)
 OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
@@ -61,6 +63,13 @@ def too_large(max_body: int) -> JSONResponse:
     return refusal(413, f"request body too large: at most {max_body} bytes of JSON", {"Connection": "close"})
 
 
+def overloaded(in_flight: int) -> JSONResponse:
+    """503 at once: the worker already holds its bound of requests, this one would only wait behind them."""
+    return refusal(
+        503, f"overloaded: {in_flight} requests in progress in this worker, retry shortly", {"Retry-After": "1"}
+    )
+
+
 class PayloadTooLarge(Exception):
     pass
 
@@ -74,7 +83,7 @@ class ApiGateway:
         self.max_body = serving.max_body_bytes
         self.auth = Authenticator(token_store(settings), required=settings.environment == "production")
         self.limiter = RateLimiter(serving.rate_per_second, serving.rate_burst)
-        self.lag = LagMonitor(serving.max_queue_seconds)
+        self.admission = Admission(serving.max_in_flight)
         _json_log_handler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,11 +121,18 @@ class ApiGateway:
                     body = await self._read_body(receive)
                 except PayloadTooLarge:
                     response = too_large(self.max_body)
+            if response is None and not self.admission.enter():
+                response = overloaded(self.admission.in_flight)
             if response is not None:
                 return await response(scope, receive, send_with_id)
-            reply = await route.answer(body)
-            await send_with_id({"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers})
-            await send_with_id({"type": "http.response.body", "body": reply.body})
+            try:
+                reply = await route.answer(body)
+                await send_with_id(
+                    {"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers}
+                )
+                await send_with_id({"type": "http.response.body", "body": reply.body})
+            finally:
+                self.admission.leave()
         finally:
             label = path if path in self.routes or path in ("/", "/docs.json") else "/{other}"
             request_log.info(
@@ -168,11 +184,6 @@ class ApiGateway:
                 429,
                 f"rate limit of {self.limiter.rate:g} requests/s exceeded",
                 {"Retry-After": retry_after_header(wait)},
-            )
-        self.lag.ensure_running()
-        if self.lag.overloaded:
-            return principal, refusal(
-                503, f"overloaded: {self.lag.lag:.1f} s behind, try again shortly", {"Retry-After": "1"}
             )
         if length and (not length.isdigit() or int(length) > self.max_body):
             return principal, too_large(self.max_body)
