@@ -100,7 +100,11 @@ def main() -> None:
             for label, root in roots:
                 command = [sys.executable, __file__, "--run-one", folder, "--horizon", str(args.horizon)]
                 command += ["--prophet-top-n", str(args.prophet_top_n)]
-                env = os.environ | {"PYTHONPATH": str(root)}
+                # Both versions wait passively in OpenMP (ml/__init__.py sets it now; an older root does not).
+                env = os.environ | {
+                    "PYTHONPATH": str(root),
+                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+                }
                 before = os.getloadavg()[0]
                 done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
                 after = os.getloadavg()[0]
