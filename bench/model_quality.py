@@ -1,15 +1,17 @@
 """Offline model quality per data profile: every recommender candidate and forecaster, and the served choice.
 
-For each export-shaped profile (orchestration/demo/profiles.py, demo scale) the landing files go through the
-real ingest and dbt build into a fresh embedded warehouse, then the recommender and the forecaster train as
-the pipeline trains them. The demo world is read from an already materialized warehouse (OPTIMUM_HOME).
+For each export-shaped profile (orchestration/demo/profiles.py, demo scale) and the demo world
+(`optimum generate --scale demo`) the landing files go through the real ingest and dbt build into a fresh
+embedded warehouse, then the recommender and the forecaster train as the pipeline trains them. A demo world
+already materialized can be read instead (--demo-home).
 
 Recommender: test NDCG@10 of each candidate (choice and recency made on validation inside the training part),
 the served choice, the stronger popularity and EASE. Forecaster: MASE on the held-out last origin of every
-model, the served choice, seasonal naive and a 4-period mean, with the coverage of the conformal 80% band.
+model, the served choice, seasonal naive and a 4-period mean, with the empirical coverage of each one's
+conformal 80% band on that origin (calibrated on the earlier origins only).
 
 Usage:
-  .venv/bin/python bench/model_quality.py [--profiles long_history monthly_export ...] [--demo-home .optimum]
+  .venv/bin/python bench/model_quality.py [--profiles long_history monthly_export ... demo] [--demo-home HOME]
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from pathlib import Path
 import pandas as pd
 
 from ml.forecast import MovingAverage, rolling_origin_backtest
+from ml.forecast.intervals import conformal_quantiles, held_out_coverage
 from ml.training import train_forecaster, train_recommender
 from optimum.settings import Settings
+from orchestration.demo.generate import generate_demo_data
 from orchestration.demo.profiles import PROFILES, generate_profile
 from orchestration.warehouse import Warehouse
 
@@ -48,13 +52,17 @@ class FourPeriodMean(MovingAverage):
 
 
 def build_warehouse(profile: str, root: Path) -> Settings:
-    """Generate the profile and run the real ingest and dbt build on it (a subprocess, its own state)."""
-    data = generate_profile(root / profile, profile, scale="demo")
+    """Generate the profile (or the demo world) and run the real ingest and dbt build on it (a subprocess,
+    its own state)."""
+    if profile == "demo":
+        landing = generate_demo_data(root / profile, scale="demo").out_dir / "landing"
+    else:
+        landing = generate_profile(root / profile, profile, scale="demo").landing_dir
     home = root / f"{profile}_home"
-    env = os.environ | {"OPTIMUM_HOME": str(home), "OPTIMUM_LANDING_DIR": str(data.landing_dir)}
+    env = os.environ | {"OPTIMUM_HOME": str(home), "OPTIMUM_LANDING_DIR": str(landing)}
     command = [sys.executable, "-m", "orchestration.cli", "run", "--job", "ingest_and_warehouse"]
     subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-    return Settings(home=home, landing_dir=data.landing_dir)
+    return Settings(home=home, landing_dir=landing)
 
 
 def report(name: str, settings: Settings, prophet_top_n: int) -> None:
@@ -76,7 +84,7 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
     served, baseline = table.loc[recommender.key, "ndcg@10"], table.loc[recommender.baseline, "ndcg@10"]
     ease = table.loc["ease", "ndcg@10"] if "ease" in table.index else float("nan")
     print(f"| {name} | {recommender.key} | {served:.4f} | {baseline:.4f} ({recommender.baseline}) | {ease:.4f} |")
-    print("counts:", recommender.counts)
+    print("counts:", recommender.counts, flush=True)
 
     started = time.perf_counter()
     daily = warehouse.query("SELECT * FROM marts.fct_sales_daily")
@@ -85,8 +93,12 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
     result = forecaster.result
     seconds = time.perf_counter() - started
     rich = result.history[~result.history["product_id"].isin(result.selection.query("thin_history")["product_id"])]
-    mean_4 = rolling_origin_backtest(rich, [FourPeriodMean(freq, window=4)], 3, horizon, freq).errors
-    mean_4_mase = mean_4[mean_4["origin"] == mean_4["origin"].max()]["mase"].mean()
+    mean_4 = rolling_origin_backtest(rich, [FourPeriodMean(freq, window=4)], 3, horizon, freq)
+    last = mean_4.errors["origin"].max()
+    mean_4_mase = mean_4.errors[mean_4.errors["origin"] == last]["mase"].mean()
+    is_last = mean_4.predictions["origin"] == last
+    quantiles = conformal_quantiles(mean_4.predictions[~is_last])  # calibrated on the earlier origins only
+    mean_4_coverage = held_out_coverage(mean_4.predictions[is_last], quantiles).get(FourPeriodMean.name)
     held_out = result.held_out.set_index("model")
     print(
         f"\nforecaster: {daily['product_id'].nunique()} series, {freq}, horizon {horizon}; "
@@ -96,24 +108,32 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
     )
     print(held_out.round(4).to_string())
     print(result.selection.groupby("demand_class")["model_name"].agg(["first", "size"]).to_string())
+    served = ", ".join(f"{c}: {m}" for c, m in result.selection.groupby("demand_class")["model_name"].first().items())
     print(
-        f"| {name} | {held_out.loc['chosen', 'mase']:.3f} | {held_out.loc['seasonal_naive', 'mase']:.3f} | "
-        f"{mean_4_mase:.3f} | {held_out.loc['chosen', 'coverage']:.3f} |"
+        f"| {name} | {held_out.loc['chosen', 'mase']:.3f} ({served}) | {held_out.loc['seasonal_naive', 'mase']:.3f} | "
+        f"{mean_4_mase:.3f} | {held_out.loc['chosen', 'coverage']:.3f} | "
+        f"{held_out.loc['seasonal_naive', 'coverage']:.3f} | {mean_4_coverage:.3f} |"
     )
+    per_model = ", ".join(f"{m} {r['mase']:.3f} / {r['coverage']:.3f}" for m, r in held_out.iterrows())
+    print(f"per model (held-out MASE / 80% coverage): {per_model}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=PROFILES)
-    parser.add_argument("--demo-home", help="OPTIMUM_HOME of a materialized demo warehouse (omit to skip demo)")
+    parser.add_argument("--profiles", nargs="*", default=[*PROFILES, "demo"], choices=[*PROFILES, "demo"])
+    parser.add_argument("--demo-home", help="OPTIMUM_HOME of an already materialized demo world (else: built)")
     parser.add_argument("--prophet-top-n", type=int, default=20)
     args = parser.parse_args()
     pd.set_option("display.width", 200)
-    if args.demo_home:
-        report("demo", Settings(home=Path(args.demo_home)), args.prophet_top_n)
     with tempfile.TemporaryDirectory(prefix="optimum-profiles-") as root:
         for profile in args.profiles:
-            report(profile, build_warehouse(profile, Path(root)), args.prophet_top_n)
+            started = time.perf_counter()
+            if profile == "demo" and args.demo_home:
+                settings = Settings(home=Path(args.demo_home))
+            else:
+                settings = build_warehouse(profile, Path(root))
+            print(f"\n{profile}: warehouse {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}")
+            report(profile, settings, args.prophet_top_n)
 
 
 if __name__ == "__main__":

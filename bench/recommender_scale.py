@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -25,7 +26,6 @@ import pandas as pd
 from scipy import sparse
 
 from ml.recommend import (
-    ALSRecommender,
     EASERecommender,
     IALSRecommender,
     InteractionMatrix,
@@ -40,7 +40,6 @@ CANDIDATES = {
     "popularity": lambda threads: PopularityRecommender(),
     "itemknn": lambda threads: ItemKNNRecommender(),
     "svd": lambda threads: SVDRecommender(n_components=32),
-    "als": lambda threads: ALSRecommender(factors=16, regularization=10.0, alpha=40.0),
     "ials": lambda threads: IALSRecommender(factors=64, regularization=1.0, alpha=10.0, num_threads=threads),
     "ease": lambda threads: EASERecommender(l2=500.0),
 }
@@ -87,6 +86,7 @@ def fit_one(matrix_path: Path, name: str, threads: int) -> None:
             {
                 "fit_s": fitted,
                 "recommend_1024_users_s": time.perf_counter() - started,
+                "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
                 "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             }
         )
@@ -130,18 +130,18 @@ def main() -> None:
             user_ids=data.user_ids,
             item_ids=data.item_ids,
         )
-        print("| candidate | fit | recommend 1,024 users | peak RSS |")
-        print("|---|---|---|---|")
+        print("| candidate | fit (wall) | CPU, whole child | recommend 1,024 users | peak RSS | load average after |")
+        print("|---|---|---|---|---|---|")
         for name in args.only:
             command = [sys.executable, __file__, "--threads", str(args.threads), "--fit-one", str(path), name]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
-                print(f"| {name} | failed: {done.stderr.strip().splitlines()[-1:]} | | |", flush=True)
+                print(f"| {name} | failed: {done.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             print(
-                f"| {name} | {row['fit_s']:.0f} s | {row['recommend_1024_users_s']:.1f} s | "
-                f"{row['peak_rss_gb']:.1f} GB |",
+                f"| {name} | {row['fit_s']:.0f} s | {row['cpu_s']:.0f} s | {row['recommend_1024_users_s']:.1f} s | "
+                f"{row['peak_rss_gb']:.1f} GB | {os.getloadavg()[0]:.1f} |",
                 flush=True,
             )
 

@@ -17,9 +17,12 @@ import time
 import pandas as pd
 
 from ml.recommend import (
-    ALSRecommender,
+    MART_RECENCY,
+    IALSRecommender,
     PopularityRecommender,
+    Recency,
     Recommender,
+    Scoring,
     SVDRecommender,
     evaluate,
     scores_from_events,
@@ -31,8 +34,8 @@ from orchestration.warehouse import Warehouse
 
 GRID: dict[str, list[Recommender]] = {
     "svd": [SVDRecommender(n_components=k) for k in (8, 16, 32, 64, 128)],
-    "als": [
-        ALSRecommender(factors=f, regularization=reg, alpha=alpha)
+    "ials": [
+        IALSRecommender(factors=f, regularization=reg, alpha=alpha)
         for f, reg, alpha in itertools.product((16, 32, 64), (0.1, 1.0, 10.0), (2.0, 10.0, 40.0))
     ],
 }
@@ -52,8 +55,9 @@ def main() -> None:
     events = warehouse.query("SELECT * FROM marts.fct_interactions")[EVENT_COLUMNS]
     train_events, test_events = temporal_split(events)
     fit_events, validation_events = temporal_split(train_events)
-    scoring = {"half_life_days": settings.half_life_days, "weights": settings.interaction_weights}
-    fit_scores, train_scores = scores_from_events(fit_events, **scoring), scores_from_events(train_events, **scoring)
+    recency, scoring = Recency(settings.half_life_days, MART_RECENCY.age_from), Scoring.from_settings(settings)
+    fit_scores = scores_from_events(fit_events, recency, scoring)
+    train_scores = scores_from_events(train_events, recency, scoring)
 
     def scored(label: str, model: Recommender) -> dict:
         validation = evaluate(model, fit_scores, validation_events)[METRIC]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from ml.forecast.pipeline import ForecastResult, forecast_demand
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME, ForecastPackage, RecommenderPackage
 from ml.recommend import (
     RECENT,
-    ALSRecommender,
     BlendRecommender,
     EASERecommender,
     IALSRecommender,
@@ -34,6 +33,7 @@ from ml.recommend import (
     PopularityRecommender,
     Recency,
     Recommender,
+    Scoring,
     SVDRecommender,
     evaluate,
     scores_from_events,
@@ -54,16 +54,17 @@ def default_recommender_candidates() -> dict[str, Recommender | list[Recommender
     is also the one every recency is tried with (select_recommender).
 
     The seed's factor sizes were chosen on a validation split of the demo data (bench/tune_recommenders.py):
-    a few hundred products want few, well-regularized factors; the grids now let a bigger or older log pick
-    more. EASE runs on the binary matrix (Steck's setting); iALS on a grid after Rendle et al. 2021
-    (dimension, regularization and the weight of unobserved pairs tuned together)."""
+    a few hundred products want few, well-regularized factors (16 factors, regularization 10, alpha 40: the
+    first iALS configuration, tried under every recency); the grids let a bigger or older log pick more.
+    EASE runs on the binary matrix (Steck's setting); iALS on a grid after Rendle et al. 2021 (dimension,
+    regularization and the weight of unobserved pairs tuned together)."""
     return {
         "popularity": PopularityRecommender(),
         "itemknn": ItemKNNRecommender(),
         "svd": [SVDRecommender(n_components=8), SVDRecommender(n_components=32)],
-        "als": ALSRecommender(factors=16, regularization=10.0, alpha=40.0),
         "ease": [EASERecommender(l2=500.0), EASERecommender(l2=100.0), EASERecommender(l2=2000.0)],
         "ials": [
+            IALSRecommender(factors=16, regularization=10.0, alpha=40.0),
             IALSRecommender(factors=64, regularization=1.0, alpha=10.0),
             *(
                 IALSRecommender(factors=factors, regularization=regularization, alpha=alpha)
@@ -88,10 +89,19 @@ def recommender_spec(model: Recommender, recency: Recency | None = None) -> dict
     return spec | ({"recency": recency.as_dict()} if recency is not None else {})
 
 
+# Classes a stored champion's spec may name that were since removed -> (successor, parameters it lacks). The
+# home-made ALS gave way to iALS on `implicit` (the same Hu et al. model and CG solver): a champion stored as
+# ALS is rescored as iALS with its factors, regularization and alpha, so promotion can still compare with it.
+REPLACED_CLASSES = {
+    "ml.recommend.factorization.ALSRecommender": ("ml.recommend.factorization.IALSRecommender", {"cg_steps"}),
+}
+
+
 def recommender_from_spec(spec: dict) -> Recommender:
-    module, _, name = spec["class"].rpartition(".")
+    successor, dropped = REPLACED_CLASSES.get(spec["class"], (spec["class"], set()))
+    module, _, name = successor.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    params = dict(spec["params"])
+    params = {key: value for key, value in spec["params"].items() if key not in dropped}
     if "models" in params:
         params["models"] = [recommender_from_spec(member) for member in params["models"]]
     return cls(**params)
@@ -113,15 +123,15 @@ class RecommenderTraining:
 def train_recommender(
     events: pd.DataFrame,
     candidates: dict[str, Recommender | list[Recommender]] | None = None,
-    weights: Mapping[str, float] | None = None,
+    scoring: Scoring | None = None,
 ) -> RecommenderTraining:
     """Choose model, configuration and recency on a validation split nested in the training part, report
     them on the test part, then refit the choice on every event's scores under the chosen recency.
 
-    weights: the interaction weights (Settings.interaction_weights, which dbt receives too)."""
+    scoring: interaction weights and decay floor (Scoring.from_settings: what dbt receives too)."""
     events = events[EVENT_COLUMNS]
-    selection = select_recommender(candidates or default_recommender_candidates(), events, weights=weights)
-    scores = scores_from_events(events, selection.recency, weights)
+    selection = select_recommender(candidates or default_recommender_candidates(), events, scoring=scoring)
+    scores = scores_from_events(events, selection.recency, scoring)
     chosen = selection.model.clone().fit(scores)
     evaluation = Evaluation(
         metric=RECOMMENDER_METRIC,
@@ -145,7 +155,7 @@ def train_recommender(
     )
 
 
-def rescore_recommender(config: str, events: pd.DataFrame, weights: Mapping[str, float] | None = None) -> float:
+def rescore_recommender(config: str, events: pd.DataFrame, scoring: Scoring | None = None) -> float:
     """NDCG@10 of a stored configuration on this data's test part: the champion's score on the same evaluation.
 
     A configuration stored before recency was a hyperparameter was fitted on the seed's mart: RECENT."""
@@ -153,7 +163,7 @@ def rescore_recommender(config: str, events: pd.DataFrame, weights: Mapping[str,
     recency = Recency(**spec["recency"]) if "recency" in spec else RECENT
     train_events, test_events = temporal_split(events[EVENT_COLUMNS])
     model = recommender_from_spec(spec)
-    train = scores_from_events(train_events, recency, weights)
+    train = scores_from_events(train_events, recency, scoring)
     return float(evaluate(model, train, test_events)[RECOMMENDER_METRIC])
 
 
@@ -314,9 +324,7 @@ def _log_snapshot(frame: pd.DataFrame, name: str) -> None:
     mlflow.log_input(mlflow.data.from_pandas(frame, name=name), context="training")
 
 
-def recommender_job(
-    events: pd.DataFrame, products: pd.DataFrame, weights: Mapping[str, float] | None = None
-) -> TrainingJob:
+def recommender_job(events: pd.DataFrame, products: pd.DataFrame, scoring: Scoring | None = None) -> TrainingJob:
     """The recommender: model, configuration and recency chosen on a validation split nested in the training
     part of `events`, reported on the test part against the stronger popularity, refit on every event."""
     candidates = default_recommender_candidates()
@@ -325,11 +333,11 @@ def recommender_job(
             key: [recommender_spec(m) for m in spec] if isinstance(spec, list) else recommender_spec(spec)
             for key, spec in candidates.items()
         },
-        "weights": dict(weights) if weights is not None else None,
+        "scoring": scoring.as_dict() if scoring is not None else None,
     }
 
     def train() -> Trained:
-        training = train_recommender(events, candidates, weights)
+        training = train_recommender(events, candidates, scoring)
         metrics = training.candidates.drop(columns=["model", "params", "recency"]).astype(float)
         package = RecommenderPackage(training.model, products, training.key)
         scores = training.scores
@@ -368,7 +376,7 @@ def recommender_job(
         run_name="recommender",
         key=training_key(config, events[EVENT_COLUMNS], products),
         train=train,
-        rescore=lambda champion_config: rescore_recommender(champion_config, events, weights),
+        rescore=lambda champion_config: rescore_recommender(champion_config, events, scoring),
     )
 
 

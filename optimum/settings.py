@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         gt=0,
         description="An interaction loses half its weight every this many days (default: dbt_project.yml).",
     )
+    min_decay: float = Field(
+        default_factory=lambda: float(dbt_project_vars()["min_decay"]),
+        gt=0,
+        lt=1,
+        description="The smallest share of its weight an interaction keeps, however old (default: dbt_project.yml).",
+    )
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The inference service.")
     landing: LandingSettings = Field(default_factory=LandingSettings, description="Validation of deliveries.")
 
@@ -286,7 +292,11 @@ class Settings(BaseSettings):
     def dbt_vars(self) -> dict:
         """The domain facts handed to every dbt invocation (`--vars`), so the score mart and the Python
         models' own scoring (ml.recommend.scores_from_events) always use the same numbers."""
-        return {"interaction_weights": self.interaction_weights, "half_life_days": self.half_life_days}
+        return {
+            "interaction_weights": self.interaction_weights,
+            "half_life_days": self.half_life_days,
+            "min_decay": self.min_decay,
+        }
 
     def as_env(self) -> dict[str, str]:
         """These settings as the OPTIMUM_* variables that rebuild them in another process (the service)."""

@@ -18,14 +18,13 @@ from ml.recommend.evaluate import (
     split_counts,
     temporal_split,
 )
-from ml.recommend.factorization import ALSRecommender, IALSRecommender, SVDRecommender
+from ml.recommend.factorization import IALSRecommender, SVDRecommender
 from ml.recommend.neighbors import EASERecommender, ItemKNNRecommender
 from ml.recommend.popularity import PopularityRecommender
-from ml.recommend.recency import ALL_TIME, MART_RECENCY, RECENCY_GRID, RECENT, Recency, scores_from_events
+from ml.recommend.recency import ALL_TIME, MART_RECENCY, RECENCY_GRID, RECENT, Recency, Scoring, scores_from_events
 
 __all__ = [
     "ALL_TIME",
-    "ALSRecommender",
     "BASELINES",
     "IALSRecommender",
     "MART_RECENCY",
@@ -33,6 +32,7 @@ __all__ = [
     "RECENCY_GRID",
     "RECENT",
     "Recency",
+    "Scoring",
     "BlendRecommender",
     "EASERecommender",
     "InteractionMatrix",

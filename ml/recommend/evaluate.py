@@ -21,7 +21,7 @@ from ml.recommend.base import USER_BATCH, Recommender, top_k
 from ml.recommend.blend import BlendRecommender, Normalization
 from ml.recommend.data import InteractionMatrix
 from ml.recommend.popularity import PopularityRecommender
-from ml.recommend.recency import ALL_TIME, MART_RECENCY, RECENCY_GRID, RECENT, Recency, scores_from_events
+from ml.recommend.recency import ALL_TIME, MART_RECENCY, RECENCY_GRID, RECENT, Recency, Scoring, scores_from_events
 
 # The two popularity lists a champion must beat, each on its own recency: the stronger one is the baseline.
 BASELINES: dict[str, Recency] = {"popularity_all_time": ALL_TIME, "popularity_recent": RECENT}
@@ -125,7 +125,7 @@ def compare_candidates(
     events: pd.DataFrame,
     recency: Recency = MART_RECENCY,
     holdout_fraction: float = 0.2,
-    weights: Mapping[str, float] | None = None,
+    scoring: Scoring | None = None,
     k_ndcg: int = 10,
     k_recall: int = 20,
 ) -> pd.DataFrame:
@@ -134,7 +134,7 @@ def compare_candidates(
     Candidates are fitted in place (on the train split); the frame is indexed by the candidates' keys.
     """
     train_events, test_events = temporal_split(events, holdout_fraction)
-    train = InteractionMatrix.from_scores(scores_from_events(train_events, recency, weights))
+    train = InteractionMatrix.from_scores(scores_from_events(train_events, recency, scoring))
     rows = [
         {
             "candidate": key,
@@ -167,14 +167,14 @@ class NestedSplit:
 class _Matrices:
     """InteractionMatrix per (events part, recency), built once: every candidate on a recency shares it."""
 
-    def __init__(self, weights: Mapping[str, float] | None) -> None:
-        self._weights = weights
+    def __init__(self, scoring: Scoring | None) -> None:
+        self._scoring = Scoring.from_settings() if scoring is None else scoring
         self._built: dict[tuple[int, Recency], InteractionMatrix] = {}
 
     def __call__(self, events: pd.DataFrame, recency: Recency) -> InteractionMatrix:
         key = (id(events), recency)
         if key not in self._built:
-            self._built[key] = InteractionMatrix.from_scores(scores_from_events(events, recency, self._weights))
+            self._built[key] = InteractionMatrix.from_scores(scores_from_events(events, recency, self._scoring))
         return self._built[key]
 
 
@@ -234,7 +234,7 @@ def select_recommender(
     blend_weights: tuple[float, float] = (0.7, 0.3),
     blend_normalization: Normalization = "minmax",
     holdout_fraction: float = 0.2,
-    weights: Mapping[str, float] | None = None,
+    scoring: Scoring | None = None,
     k_ndcg: int = 10,
     k_recall: int = 20,
 ) -> Selection:
@@ -247,7 +247,7 @@ def select_recommender(
     baselines (BASELINES) are then refit on the whole training part and scored once on the test part.
     """
     split = NestedSplit.of(events, holdout_fraction)
-    matrices = _Matrices(weights)
+    matrices = _Matrices(scoring)
     ndcg = f"ndcg@{k_ndcg}"
 
     def validate(model: Recommender, recency: Recency) -> float:

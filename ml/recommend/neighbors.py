@@ -48,7 +48,9 @@ class ItemKNNRecommender(Recommender):
             similarity = (item_users @ columns[:, lo:hi]).toarray().T.astype(np.float64)  # rows: items lo..hi
             similarity /= np.outer(norms[lo:hi], norms) + self.shrinkage
             similarity[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
-            keep = np.argpartition(-similarity, n_neighbors - 1, axis=1)[:, :n_neighbors]
+            # A copy, not a view: the view would keep the whole (block, items) int64 partition alive, one per
+            # block, 20 GB at 50k items (the OOM bench/recommender_scale.py hit).
+            keep = np.argpartition(-similarity, n_neighbors - 1, axis=1)[:, :n_neighbors].copy()
             keep_parts.append(keep)
             value_parts.append(np.take_along_axis(similarity, keep, axis=1))
         keep, values = np.vstack(keep_parts), np.vstack(value_parts)

@@ -1,12 +1,16 @@
 """How much an old interaction still counts: a hyperparameter chosen on validation, never a constant.
 
 score(user, item) = sum over the pair's events of weight(type) * decay(age), decay = 2^(-age / half_life)
-floored at MIN_DECAY. Age is measured from the whole log's end ("log_end": what is popular now) or from
+floored at min_decay. Age is measured from the whole log's end ("log_end": what is popular now) or from
 the user's own last event ("user_end": each user's recent taste, whatever era the user was active in).
 On a log spanning years, a 30-day half-life from the log's end leaves every user inactive for a few
 years with scores of 2^-40 and below (zero in float32): the models would train on an almost empty
-matrix. The floor guarantees no choice zeroes a user's history: an event keeps at least MIN_DECAY of its
+matrix. The floor guarantees no choice zeroes a user's history: an event keeps at least min_decay of its
 weight, and "user_end" keeps every user's latest event at full weight.
+
+The weights and the floor are domain facts with one home, the settings (OPTIMUM_INTERACTION_WEIGHTS,
+OPTIMUM_MIN_DECAY; defaults in dbt_project.yml), which hand the same numbers to dbt as --vars: `Scoring`
+carries them here, so the mart and the models' own scoring cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,12 +22,28 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from optimum.settings import Settings
+
 AgeFrom = Literal["log_end", "user_end"]
 AGE_FROM: tuple[str, ...] = ("log_end", "user_end")
-# The dbt var `interaction_weights` (dbt_project.yml); keep these in step with it.
-DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {"view": 1.0, "like": 2.0, "cart": 3.0, "purchase": 5.0}
-# The smallest share of its weight an event keeps, however old: the dbt var `min_decay`.
-MIN_DECAY = 1e-3
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """weights: implicit-feedback weight per interaction type; min_decay: the smallest share of its weight
+    an event keeps, however old. Both from Settings, never restated here."""
+
+    weights: Mapping[str, float]
+    min_decay: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Scoring:
+        """What dbt receives (Settings.dbt_vars); `settings` None: the environment's (OPTIMUM_*)."""
+        settings = Settings() if settings is None else settings
+        return cls(dict(settings.interaction_weights), settings.min_decay)
+
+    def as_dict(self) -> dict:
+        return {"weights": dict(self.weights), "min_decay": self.min_decay}
 
 
 @dataclass(frozen=True)
@@ -61,14 +81,16 @@ RECENCY_GRID: tuple[Recency, ...] = (
 
 
 def scores_from_events(
-    events: pd.DataFrame, recency: Recency = MART_RECENCY, weights: Mapping[str, float] | None = None
+    events: pd.DataFrame, recency: Recency = MART_RECENCY, scoring: Scoring | None = None
 ) -> pd.DataFrame:
     """Per (user, product): score (see the module docstring), n_events, last_interaction_at, has_purchased,
     scored_at (where age was measured from). With MART_RECENCY this is `marts.user_item_scores` in pandas.
 
     Ages come from the events' own dates, never the wall clock: on a train split its end is the split's "now".
+    scoring None: Scoring.from_settings().
     """
-    weights = DEFAULT_INTERACTION_WEIGHTS if weights is None else dict(weights)
+    scoring = Scoring.from_settings() if scoring is None else scoring
+    weights = dict(scoring.weights)
     weight = events["interaction_type"].map(weights)
     unknown = sorted(events.loc[weight.isna(), "interaction_type"].astype(str).unique())
     if unknown:
@@ -82,7 +104,7 @@ def scores_from_events(
         decay = np.ones(len(events))
     else:
         age_days = (scored_at - event_at).dt.total_seconds().to_numpy() / 86400.0
-        decay = np.maximum(np.exp2(-age_days / recency.half_life_days), MIN_DECAY)
+        decay = np.maximum(np.exp2(-age_days / recency.half_life_days), scoring.min_decay)
     frame = pd.DataFrame(
         {
             "user_id": events["user_id"],

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.packaging import FORECASTER_MODEL_NAME, RECOMMENDER_MODEL_NAME
+from ml.recommend import Scoring
 from ml.registry import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG, DATA_AS_OF_TAG
 from ml.training import (
     FORECASTER_BASELINE,
@@ -162,7 +163,7 @@ def recommender(
     if events.empty:
         return _skipped(context, "recommender", RECOMMENDER_BASELINE, "no interactions in the warehouse")
     products = warehouse.query("SELECT * FROM marts.dim_products")
-    job = recommender_job(events, products, settings.interaction_weights)
+    job = recommender_job(events, products, Scoring.from_settings(settings))
     return _train(context, "recommender", RECOMMENDER_BASELINE, job, mlflow_tracking, events["event_at"].max())
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
 
-from ml.recommend import MART_RECENCY, Recency, scores_from_events
+from ml.recommend import MART_RECENCY, Recency, Scoring, scores_from_events
 from optimum.settings import DBT_PROJECT_DIR, Settings
 from orchestration.dbt import dbt_environment
 from orchestration.landing.raw_tables import RAW_COLUMNS, ensure_raw_schema, qualified
@@ -433,10 +433,13 @@ def test_dbt_build_empty_then_incremental_matches_full_refresh(warehouse: Wareho
 
 @pytest.mark.timeout(120)
 def test_python_scoring_matches_the_score_mart(tmp_path) -> None:
-    """Weights and half-life come from one place (settings, handed to dbt as --vars): ml's scores_from_events
-    and marts.user_item_scores agree on the same events. Non-default values, so a stale copy would show."""
+    """Weights, half-life and decay floor come from one place (settings, handed to dbt as --vars): ml's
+    scores_from_events and marts.user_item_scores agree on the same events. Non-default values, so a stale
+    copy would show."""
     weights = {"view": 1, "like": 4, "cart": 6, "purchase": 11}
-    settings = Settings(home=tmp_path / "state", target="duckdb", half_life_days=7.5, interaction_weights=weights)
+    settings = Settings(
+        home=tmp_path / "state", target="duckdb", half_life_days=7.5, interaction_weights=weights, min_decay=0.2
+    )
     warehouse = Warehouse.from_settings(settings)
     with warehouse.transaction() as conn:
         ensure_raw_schema(conn)
@@ -447,7 +450,9 @@ def test_python_scoring_matches_the_score_mart(tmp_path) -> None:
     events = warehouse.query("select * from marts.fct_interactions")
     assert set(events["interaction_type"]) == set(weights), "every weight is exercised"
     recency = Recency(settings.half_life_days, MART_RECENCY.age_from)  # the mart's own age reference
-    python = scores_from_events(events, recency, settings.interaction_weights)
+    python = scores_from_events(events, recency, Scoring.from_settings(settings))
+    default_floor = scores_from_events(events, recency, Scoring(weights, 0.001))
+    assert (python["score"] - default_floor["score"]).abs().max() > 0.01, "the floor is exercised (19-day-old events)"
     mart = warehouse.query("select * from marts.user_item_scores order by user_id, product_id")
     assert len(mart) == len(python) > 0
     merged = mart.merge(python, on=["user_id", "product_id"], suffixes=("_dbt", "_python"), validate="1:1")

@@ -97,7 +97,7 @@ def test_mlflow_runs_have_nested_candidates_metrics_and_figures(trained):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     recommender_run = next(r for r in parents if r.info.run_name == "recommender")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == recommender_run.info.run_id]
-    assert {r.data.params["candidate"] for r in children} >= {"popularity", "itemknn", "svd", "als", "ease"}
+    assert {r.data.params["candidate"] for r in children} >= {"popularity", "itemknn", "svd", "ials", "ease"}
     assert all("ndcg_at_10" in r.data.metrics for r in children)
     artifacts = {a.path for a in client.list_artifacts(recommender_run.info.run_id)}
     assert "ndcg_by_candidate.png" in artifacts

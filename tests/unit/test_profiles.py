@@ -13,11 +13,12 @@ import pytest
 from ml.forecast import MovingAverage, SeasonalNaive, forecast_demand
 from ml.forecast.backtest import demand_classes
 from ml.forecast.statistical import StatisticalForecaster
-from ml.recommend import RECENT, EASERecommender, ItemKNNRecommender, scores_from_events
-from ml.recommend.recency import MIN_DECAY
+from ml.recommend import RECENT, EASERecommender, ItemKNNRecommender, Scoring, scores_from_events
 from ml.training import train_recommender
 from orchestration.demo.profiles import PROFILES, generate_profile
 from tests.unit.profile_marts import interactions_mart, sales_daily_mart
+
+MIN_DECAY = Scoring.from_settings().min_decay  # the settings' floor (dbt_project.yml), as the mart uses
 
 
 @pytest.fixture(scope="module")

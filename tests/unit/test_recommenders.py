@@ -15,7 +15,6 @@ from ml.recommend import (
     ALL_TIME,
     BASELINES,
     RECENCY_GRID,
-    ALSRecommender,
     BlendRecommender,
     EASERecommender,
     IALSRecommender,
@@ -25,6 +24,7 @@ from ml.recommend import (
     PopularityRecommender,
     Recency,
     Recommender,
+    Scoring,
     SVDRecommender,
     UnknownItemError,
     compare_candidates,
@@ -33,7 +33,10 @@ from ml.recommend import (
     select_recommender,
     temporal_split,
 )
-from ml.recommend.recency import MIN_DECAY
+
+MIN_DECAY = Scoring.from_settings().min_decay  # the settings' floor (dbt_project.yml), as the mart uses
+
+MIN_DECAY = Scoring.from_settings().min_decay  # the settings' floor (dbt_project.yml), as the mart uses
 
 INTERACTION_TYPES = np.array(["view", "like", "cart", "purchase"])
 N_SEGMENTS = 6
@@ -78,10 +81,9 @@ def taste_models() -> dict[str, Recommender]:
     return {
         "itemknn": ItemKNNRecommender(n_neighbors=30),
         "svd": SVDRecommender(n_components=8),
-        "als": ALSRecommender(factors=8),
         "ials": IALSRecommender(factors=8, regularization=1.0, alpha=10.0),
         "ease": EASERecommender(),
-        "blend": BlendRecommender([SVDRecommender(n_components=8), ALSRecommender(factors=8)], [0.7, 0.3]),
+        "blend": BlendRecommender([SVDRecommender(n_components=8), IALSRecommender(factors=8)], [0.7, 0.3]),
         "blend_rank": BlendRecommender([ItemKNNRecommender(), EASERecommender()], normalization="rank"),
     }
 
@@ -137,7 +139,7 @@ class OracleRecommender(Recommender):
         return np.zeros(self._truth.shape[1])
 
 
-@pytest.mark.parametrize("key", ["itemknn", "svd", "als", "ials", "ease", "blend", "blend_rank"])
+@pytest.mark.parametrize("key", ["itemknn", "svd", "ials", "ease", "blend", "blend_rank"])
 def test_taste_models_beat_popularity_on_planted_segments(planted, key):
     popularity = evaluate(PopularityRecommender(), planted["train"], planted["test_events"])
     model = evaluate(taste_models()[key], planted["train"], planted["test_events"])
@@ -146,7 +148,7 @@ def test_taste_models_beat_popularity_on_planted_segments(planted, key):
     assert model["recall@20"] > popularity["recall@20"]
 
 
-@pytest.mark.parametrize("key", ["popularity", "itemknn", "svd", "als", "ease", "blend", "blend_rank"])
+@pytest.mark.parametrize("key", ["popularity", "itemknn", "svd", "ials", "ease", "blend", "blend_rank"])
 def test_recommend_excludes_seen_items_only_when_asked(planted, fitted, key):
     model, scores = fitted[key], planted["train_scores"]
     users = list(planted["train"].user_ids)
@@ -169,7 +171,7 @@ def test_unknown_user_gets_the_popular_items_flagged_cold_start(planted, fitted)
     most_popular = scores.groupby("product_id")["score"].sum().nlargest(5).index.tolist()
     known = scores["user_id"].iloc[0]
 
-    recs = fitted["als"].recommend(["stranger", known, "stranger"], k=5)
+    recs = fitted["ials"].recommend(["stranger", known, "stranger"], k=5)
 
     assert recs["user_id"].tolist() == ["stranger"] * 5 + [known] * 5  # order kept, duplicate dropped
     stranger = recs[recs["user_id"] == "stranger"]
@@ -178,7 +180,7 @@ def test_unknown_user_gets_the_popular_items_flagged_cold_start(planted, fitted)
     assert stranger["rank"].tolist() == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("key", ["itemknn", "svd", "als", "ials", "ease", "blend", "blend_rank"])
+@pytest.mark.parametrize("key", ["itemknn", "svd", "ials", "ease", "blend", "blend_rank"])
 def test_similar_items_come_from_the_planted_segment(planted, fitted, key):
     segment = planted["item_segment"]
     same = []
@@ -385,3 +387,18 @@ def test_itemknn_computed_in_blocks_keeps_the_same_neighbours(planted, monkeypat
     monkeypatch.setattr("ml.recommend.neighbors.SIMILARITY_BLOCK_BYTES", 8 * planted["train"].n_items * 7)
     blocked = ItemKNNRecommender(n_neighbors=20).fit_matrix(planted["train"])
     assert abs(whole._neighbors - blocked._neighbors).max() < 1e-6
+
+
+def test_a_champion_stored_as_the_removed_als_is_rebuilt_as_ials():
+    """Champions registered before the home-made ALS was removed must still be rescored at promotion."""
+    from ml.training import recommender_from_spec, recommender_spec
+
+    stored = {
+        "class": "ml.recommend.factorization.ALSRecommender",
+        "params": {"factors": 16, "regularization": 10.0, "alpha": 40.0, "iterations": 15, "cg_steps": 3},
+    }
+    blend = {"class": "ml.recommend.blend.BlendRecommender", "params": {"models": [stored], "weights": [1.0]}}
+    model = recommender_from_spec(blend).models[0]
+    assert isinstance(model, IALSRecommender)
+    assert (model.factors, model.regularization, model.alpha, model.iterations) == (16, 10.0, 40.0, 15)
+    assert recommender_from_spec(recommender_spec(model)).params == model.params
