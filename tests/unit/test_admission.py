@@ -20,7 +20,7 @@ def test_requests_past_the_bound_get_503_with_retry_after_and_slots_come_back(tm
     release = asyncio.Event()
     entered: list[bytes] = []
 
-    async def held(body: bytes) -> Reply:  # an answer that takes as long as the test says
+    async def held(body: bytes, request_id: str) -> Reply:  # an answer that takes as long as the test says
         entered.append(body)
         await release.wait()
         return Reply.json(200, {"ok": True})
@@ -33,8 +33,13 @@ def test_requests_past_the_bound_get_503_with_retry_after_and_slots_come_back(tm
         transport = httpx.ASGITransport(app=gate)
         async with httpx.AsyncClient(transport=transport, base_url="http://gate") as client:
             first = [asyncio.create_task(client.post("/held", content=b"{}", headers=headers)) for _ in range(2)]
-            while len(entered) < 2:
-                await asyncio.sleep(0.001)
+
+            async def both_entered() -> None:
+                while len(entered) < 2 and not any(task.done() for task in first):
+                    await asyncio.sleep(0.001)
+
+            await asyncio.wait_for(both_entered(), 10)
+            assert len(entered) == 2, [task.result() for task in first if task.done()]
             # Both slots taken: answered at once (without the bound it would wait for `release`: a timeout).
             refused = await asyncio.wait_for(client.post("/held", content=b"{}", headers=headers), 10)
             release.set()
@@ -50,7 +55,7 @@ def test_requests_past_the_bound_get_503_with_retry_after_and_slots_come_back(tm
 
 
 def test_a_failing_answer_gives_its_slot_back(tmp_path):
-    async def broken(body: bytes) -> Reply:
+    async def broken(body: bytes, request_id: str) -> Reply:
         raise RuntimeError("the engine failed")
 
     settings = Settings(home=tmp_path, serving=ServingSettings(max_in_flight=1))
