@@ -277,7 +277,19 @@ def declare_length(url: str, path: str, length: int, headers: dict[str, str]) ->
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
             f"{head}\r\n".encode()
         )
-        return sock.recv(65536)
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Headers and the whole body of one HTTP answer (they may arrive in separate packets)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536) or b"\r\n\r\n"  # a closed connection ends the headers
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    while length and len(body) < int(length.group(1)) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_declared_oversized_body_is_refused_before_reading(server, home):
