@@ -20,19 +20,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from pg_admin import admin, database_dsn  # bench/ is on sys.path when a script here runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _admin(sql: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(ADMIN_DSN)
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(sql)
-    con.close()
 
 
 def _load_everything(warehouse, landing: Path) -> None:
@@ -74,8 +64,8 @@ def run_target(target: str, demo_landing: Path, work: Path) -> dict[str, tuple[i
     shutil.copytree(demo_landing, landing)
     database = f"optimum_hostile_{uuid.uuid4().hex[:8]}"
     if target == "postgres":
-        _admin(f'CREATE DATABASE "{database}"')
-        warehouse = PostgresWarehouse(ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}")
+        admin(f'CREATE DATABASE "{database}"')
+        warehouse = PostgresWarehouse(database_dsn(database))
     else:
         warehouse = DuckDBWarehouse(work / target / "warehouse.duckdb")
     try:
@@ -89,7 +79,7 @@ def run_target(target: str, demo_landing: Path, work: Path) -> dict[str, tuple[i
         return outcomes
     finally:
         if target == "postgres":
-            _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -30,18 +30,9 @@ import time
 import uuid
 from pathlib import Path
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from pg_admin import admin, database_dsn  # bench/ is on sys.path when a script here runs
+
 SOURCES = ("products", "sales", "interactions")
-
-
-def _admin(sql: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(ADMIN_DSN)
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(sql)
-    con.close()
 
 
 def _track_backend_cpu() -> list[float]:
@@ -141,9 +132,9 @@ def driver(args: argparse.Namespace) -> None:
                     for label, _ in codes:
                         if target == "postgres":
                             database = f"optimum_bench_{uuid.uuid4().hex[:8]}"
-                            _admin(f'CREATE DATABASE "{database}"')
+                            admin(f'CREATE DATABASE "{database}"')
                             databases.append(database)
-                            warehouses[target, label] = ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}"
+                            warehouses[target, label] = database_dsn(database)
                         else:
                             warehouses[target, label] = str(Path(state) / f"{label}-{round_}.duckdb")
                 for source in SOURCES:
@@ -158,7 +149,7 @@ def driver(args: argparse.Namespace) -> None:
                                 total[key] += value * (r["wall"] if key == "load_average" else 1)
         finally:
             for database in databases:
-                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     print(f"\nscale {args.scale}, {args.rounds} round(s), all three sources, summed:")
     for (target, label), total in totals.items():
