@@ -67,8 +67,12 @@ class ServingSettings(BaseSettings):
         200.0, gt=0, description="Requests per second one token (or client address) may sustain, per worker."
     )
     rate_burst: int = Field(400, ge=1, description="Requests one token may send at once before 429.")
-    max_in_flight: int = Field(
-        128, ge=1, description="Most API requests one worker answers at once; one more gets 503 + Retry-After."
+    max_in_flight: int = Field(128, ge=1, description="Most API requests one worker answers at once.")
+    max_queued: int = Field(
+        1024,
+        ge=0,
+        description="API requests one worker holds in line for a slot (first come, first served); one more gets "
+        "503 + Retry-After. At about 2,000 answers/s per worker, 1,024 waiting is half a second.",
     )
     cors_origins: str = Field("", description="Comma-separated origins browsers may call the API from.")
     search_personal_weight: float = Field(

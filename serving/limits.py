@@ -8,18 +8,20 @@ connection sees exactly `rate`). Sharing the buckets across workers would put a 
 store on every request's path; the limit is there to stop a runaway or abusive caller, which a per-worker
 bound does (BENCHMARKS.md).
 
-`Admission`: a worker answers on one event loop, so everything it accepted waits in that loop for its
-turn; under overload the wait grows with the number of open connections (500 connections, no think
-time: answers after seconds, sockets timing out). Admission bounds the API requests a worker holds at
-once (in the engine or awaiting the durable prediction log); one more is answered at once with
-503 + Retry-After instead of joining a queue that would answer it seconds later.
+`Admission`: a worker answers on one event loop. Admission lets `limit` API requests be answered at once
+(in the engine or awaiting the durable prediction log) and holds up to `queue_limit` more in a first-come,
+first-served queue; a request that finds the queue full is answered at once with 503 + Retry-After. The
+queue is what keeps an overload fair: without it (a bare in-flight bound) clients that ask again at once
+after a 503 keep the loop busy refusing them, and the requests it did admit waited up to seconds behind
+that churn (500 connections, 1 worker: p99 6.1 s against a mean of 0.5 s; BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 MAX_BUCKETS = 100_000  # distinct callers remembered per worker; the least recently seen are dropped
 
@@ -51,23 +53,48 @@ def retry_after_header(seconds: float) -> str:
 
 
 class Admission:
-    """A bound on the requests in progress in one worker (one event loop: no lock needed).
+    """A bound on the API requests one worker answers at once, and a bounded FIFO queue in front of it (one
+    event loop: no lock needed).
 
-    A fixed count, not one adapted to latency: an adaptive bound (AIMD on answer time) was measured and
+    A fixed bound, not one adapted to latency: an adaptive bound (AIMD on answer time) was measured and
     dropped (BENCHMARKS.md): on a CPU-starved worker the 503s themselves slow the loop, the answers the
     bound admits get slower, the bound shrinks further, and the worker ends up spending most of its CPU
     refusing requests (200s/s fell to a third of an unbounded server's)."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
+    def __init__(self, limit: int, queue_limit: int):
+        self.limit, self.queue_limit = limit, queue_limit
         self.in_flight = 0
+        self._queue: deque[asyncio.Future] = deque()
 
-    def enter(self) -> bool:
-        """Take a slot if one is free; the caller must `leave()` once it answered."""
-        if self.in_flight >= self.limit:
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def enter(self) -> bool:
+        """Take a slot, waiting in line for one if need be; False at once if the line is full. The caller
+        must `leave()` once it answered (a True only)."""
+        if self.in_flight < self.limit and not self._queue:
+            self.in_flight += 1
+            return True
+        if len(self._queue) >= self.queue_limit:
             return False
-        self.in_flight += 1
+        turn = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            await turn  # leave() hands its slot over: in_flight already counts this request
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.leave()  # the slot arrived with the cancellation: pass it on
+            else:
+                self._queue.remove(turn)
+            raise
         return True
 
     def leave(self) -> None:
+        """Give the slot to the first request in line, or back."""
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
         self.in_flight -= 1

@@ -12,9 +12,10 @@ On the API routes, in this order, each refusal a JSON {"error": ...} answer:
 - 413 for a body over the route's limit (`max_body_bytes`; POST /interactions has its own,
   `interactions_max_body_bytes`, for batches of events): refused from Content-Length before reading, and a
   chunked body is read only until it passes the limit, so a worker never holds more than that of one request;
-- 503 + Retry-After when the worker already answers `max_in_flight` API requests (serving/limits.py
-  Admission): counted from the end of the body read to the last byte of the answer, so a slow client
-  sending its body holds no slot.
+- past `max_in_flight` API requests answered at once by the worker, a request waits in line (first come,
+  first served) for a slot; 503 + Retry-After when `max_queued` already wait (serving/limits.py Admission).
+  Counted from the end of the body read to the last byte of the answer, so a slow client sending its body
+  holds no slot.
 The body read here goes straight to the route's answer function (serving/api.py ROUTES), with the request
 id, which the answer and the prediction log carry: the API routes are dispatched here, without a second
 routing pass through BentoML's and FastAPI's routers.
@@ -65,10 +66,13 @@ def too_large(max_body: int) -> JSONResponse:
     return refusal(413, f"request body too large: at most {max_body} bytes of JSON", {"Connection": "close"})
 
 
-def overloaded(in_flight: int) -> JSONResponse:
-    """503 at once: the worker already holds its bound of requests, this one would only wait behind them."""
+def overloaded(admission: Admission) -> JSONResponse:
+    """503 at once: the worker's line of requests waiting for a slot is full."""
     return refusal(
-        503, f"overloaded: {in_flight} requests in progress in this worker, retry shortly", {"Retry-After": "1"}
+        503,
+        f"overloaded: {admission.in_flight} requests in progress and {admission.queued} waiting in this worker, "
+        "retry shortly",
+        {"Retry-After": "1"},
     )
 
 
@@ -86,7 +90,7 @@ class ApiGateway:
         self.max_bodies = {path: getattr(serving, route.body_limit) for path, route in self.routes.items()}
         self.auth = Authenticator(token_store(settings), required=settings.environment == "production")
         self.limiter = RateLimiter(serving.rate_per_second, serving.rate_burst)
-        self.admission = Admission(serving.max_in_flight)
+        self.admission = Admission(serving.max_in_flight, serving.max_queued)
         _json_log_handler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,8 +129,8 @@ class ApiGateway:
                     body = await self._read_body(receive, max_body)
                 except PayloadTooLarge:
                     response = too_large(max_body)
-            if response is None and not self.admission.enter():
-                response = overloaded(self.admission.in_flight)
+            if response is None and not await self.admission.enter():
+                response = overloaded(self.admission)
             if response is not None:
                 return await response(scope, receive, send_with_id)
             try:

@@ -12,6 +12,7 @@ produced it and `data_as_of`, the latest event or sale the model saw (orchestrat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import asdict, dataclass
@@ -95,13 +96,49 @@ def log_fields(endpoint: str, caller_id: str, variant: str, lineage: Lineage, it
 
 
 class PredictionLog:
-    """Appends one JSON line per answer to the prediction-log spool; `record` returns once it is durable."""
+    """Appends one JSON line per answer to the prediction-log spool; `record` returns once it is durable.
+
+    Group commit on the event loop: the lines of the answers waiting for the disk are written and synced in
+    one batch by one worker thread, and the batch that arrives meanwhile goes next. One thread hop and one
+    fdatasync per batch instead of per answer: under load, most answers share their sync with dozens of
+    others (BENCHMARKS.md, serving throughput)."""
 
     def __init__(self, landing_dir: Path, max_bytes: int, max_seconds: float):
         self.spool = Spool(Path(landing_dir) / FOLDER, "jsonl", b"", max_bytes, max_seconds)
+        self._lines: list[bytes] = []
+        self._waiting: list[asyncio.Future] = []
+        self._writer: asyncio.Task | None = None
 
     async def record(self, request_id: str, fields: bytes) -> None:
         """Log one answer under `request_id` (the X-Request-ID: letters, digits and ._:- only, so JSON-safe)."""
         requested_at = datetime.now(UTC).replace(tzinfo=None).isoformat()
         line = b'{"request_id":"%s","requested_at":"%s",%s\n' % (request_id.encode(), requested_at.encode(), fields)
-        await anyio.to_thread.run_sync(self.spool.append, line)
+        loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+        self._lines.append(line)
+        self._waiting.append(durable)
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_batches())
+        await durable
+
+    async def _write_batches(self) -> None:
+        """Write what is waiting, then what arrived meanwhile, until nothing is; each batch's callers learn
+        its outcome (an error reaches every answer of that batch, which then fails instead of going unlogged)."""
+        try:
+            while self._lines:
+                data, waiting = b"".join(self._lines), self._waiting
+                self._lines, self._waiting = [], []
+                try:
+                    await anyio.to_thread.run_sync(self.spool.append, data)
+                except BaseException as error:
+                    for durable in waiting:
+                        if not durable.done():
+                            durable.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+                else:
+                    for durable in waiting:
+                        if not durable.done():
+                            durable.set_result(None)
+        finally:
+            self._writer = None
