@@ -24,9 +24,10 @@ demo: install
 
 # CI gates: lint, format and security lint (ruff, S rules) first; then the suite with coverage of
 # orchestration/, ml/ and serving/ (subprocesses included), failing under 80% (pyproject.toml). Two pytest-xdist
-# workers, one test file each at a time (module fixtures materialize once); the heavy integration files come first.
+# workers, one test file each at a time (module fixtures materialize once), the slowest files first
+# (tests/conftest.py SLOW_FILES; --no-loadscope-reorder keeps that order).
 test: install lint
-	$(VENV)/bin/pytest -n 2 --dist loadfile --cov --cov-report=term --durations=25
+	$(VENV)/bin/pytest -n 2 --dist loadfile --no-loadscope-reorder --cov --cov-report=term --durations=25
 
 # The docker-compose services as processes on 127.0.0.1, refresh_everything through the daemon (slow).
 test-topology: install
