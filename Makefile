@@ -29,7 +29,8 @@ demo: install
 test: install lint
 	$(VENV)/bin/pytest -n 2 --dist loadfile --no-loadscope-reorder --cov --cov-report=term --durations=25
 
-# The docker-compose services as processes on 127.0.0.1, refresh_everything through the daemon (slow).
+# The docker-compose services as processes on 127.0.0.1, refresh_everything through the daemon: part of
+# `make test`; this runs it alone and prints each phase's time.
 test-topology: install
 	$(VENV)/bin/pytest -s -m topology tests/integration/test_topology.py --durations=5
 

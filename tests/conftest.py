@@ -18,6 +18,7 @@ ADMIN_DSN = os.environ.get("OPTIMUM_TEST_PG_ADMIN_DSN", "postgresql://postgres@1
 # this order, slowest first, so the workers finish together; by default pytest-xdist hands out the files with
 # the most tests first, which left two of these for the end. Only the order depends on these numbers.
 SLOW_FILES = {
+    "test_topology.py": 240,
     "test_pipeline.py": 189,
     "test_ml_pipeline.py": 130,
     "test_landing_concurrency.py": 101,

@@ -92,6 +92,40 @@ class CalendarDecision:
         }
 
 
+# Trailing periods are not history when they hold fewer sale rows than this share of the median period, or
+# when the last period with a sale stands alone after the longest empty gap in the data with fewer rows than
+# the median: a stray date (a typo'd year that passed the landing window, a test order dated ahead).
+STRAY_SHARE = 0.1
+
+
+def _bulk_end(dates: pd.Series, sold: np.ndarray, freq: Freq) -> tuple[pd.Timestamp, str]:
+    """The last sale date of the bulk of the data, and why later dates were left out ("" if none were).
+
+    One stray sale months after the data ends would otherwise end the history there: the mart zero-fills
+    every product up to it, and every model would forecast from a run of empty periods."""
+    sold_dates = dates[sold]
+    if sold_dates.empty:
+        return dates.max(), ""
+    counts = period_start(sold_dates, freq).value_counts()
+    typical = float(counts.median())  # over the periods with a sale: a long empty gap must not lower it
+    counts = counts.reindex(pd.date_range(counts.index.min(), counts.index.max(), freq=PERIOD_FREQ[freq]), fill_value=0)
+    values = counts.to_numpy()
+    kept = np.flatnonzero(values >= STRAY_SHARE * typical)[-1]
+    with_sales = np.flatnonzero(values > 0)
+    gaps = np.diff(with_sales) - 1  # empty periods between consecutive periods with a sale
+    if len(gaps) and gaps[-1] > max(gaps[:-1].max(initial=0), 0) and values[with_sales[-1]] < typical:
+        kept = min(kept, with_sales[-2])
+    if kept == len(counts) - 1:
+        return dates.max(), ""
+    last_kept = counts.index[kept]
+    tail = counts.iloc[kept + 1 :]
+    end = sold_dates[sold_dates < next_periods(last_kept, 1, freq)[0]].max()
+    return end, (
+        f"{len(tail)} trailing {PERIOD_NAME[freq]}s after {last_kept.date()} up to {dates.max().date()}: "
+        f"{int(tail.sum())} sale rows against a median of {typical:g} per {PERIOD_NAME[freq]} (stray dates)"
+    )
+
+
 def _stamped_on_period_starts(dates: pd.Series, freq: Freq) -> bool:
     return bool((period_start(dates, freq) == pd.to_datetime(dates).dt.normalize()).all())
 
@@ -105,12 +139,16 @@ def decide_calendar(daily: pd.DataFrame, freq: Freq = "W", rule: CalendarRule = 
     lines all landing on period starts by chance is (1/7)^dates for weeks, so two dates suffice in practice.
     Such an export's last period is complete although the data "ends" on its first day; order lines keep
     today's rule: a period the data only partly covers is dropped (it would look like a demand drop).
+    Under either rule, a stray trailing date (STRAY_SHARE) ends nothing: the
+    history ends with the bulk of the data, and the decision lists what was left out.
     """
     check_freq(freq)
     if rule not in CALENDAR_RULES:
         raise ValueError(f"calendar rule must be one of {CALENDAR_RULES}, got {rule!r}")
     dates = pd.to_datetime(daily["sales_date"]).dt.normalize()
-    sold = pd.Series(dates[daily["quantity"].to_numpy(dtype=float) > 0].unique())
+    quantity = daily["quantity"].to_numpy(dtype=float)
+    bulk_end, stray = _bulk_end(dates, quantity > 0, freq)
+    sold = pd.Series(dates[(quantity > 0) & (dates <= bulk_end)].unique())
     stamped = len(sold) >= 2 and _stamped_on_period_starts(sold, freq)
     note = ""
     if freq != "M" and len(sold) >= 2 and not stamped and _stamped_on_period_starts(sold, "M"):
@@ -127,15 +165,15 @@ def decide_calendar(daily: pd.DataFrame, freq: Freq = "W", rule: CalendarRule = 
         forced = False
     else:
         reason, forced = f"forced by the calendar setting ({rule})", True
-    first_date, last_date = dates.min(), dates.max()
+    first_date, last_date = dates.min(), bulk_end
+    strays = (stray,) if stray else ()
     if rule == "aggregated":
         first = period_start(pd.Series([first_date]), freq).iloc[0]
         last = period_start(pd.Series([last_date]), freq).iloc[0]
-        return CalendarDecision(rule, reason, forced, first, last, (), note)
+        return CalendarDecision(rule, reason, forced, first, last, strays, note)
     first, last = complete_period_bounds(first_date, last_date, freq)
     dropped = []
     starts = period_start(pd.Series([first_date, last_date]), freq)
-    quantity = daily["quantity"].to_numpy(dtype=float)
     for start, edge, end_day in ((starts.iloc[0], "leading", first_date), (starts.iloc[1], "trailing", last_date)):
         if start < first or start > last:
             in_period = (period_start(dates, freq) == start).to_numpy()
@@ -148,7 +186,7 @@ def decide_calendar(daily: pd.DataFrame, freq: Freq = "W", rule: CalendarRule = 
                 f"{edge} {PERIOD_NAME[freq]} {start.date()}: the data covers {covered} of its {length} days "
                 f"({quantity[in_period].sum():g} units left out)"
             )
-    return CalendarDecision(rule, reason, forced, first, last, tuple(dict.fromkeys(dropped)), note)
+    return CalendarDecision(rule, reason, forced, first, last, tuple(dict.fromkeys(dropped)) + strays, note)
 
 
 def aggregate_sales(daily: pd.DataFrame, freq: Freq = "W", calendar: CalendarDecision | None = None) -> pd.DataFrame:

@@ -6,7 +6,8 @@ temporary folders). PostgreSQL databases and roles come from infra/postgres/init
 server with unique names. Then: `refresh_everything` is launched through the webserver's GraphQL API, the
 daemon dequeues it and the code server runs it; the marts are checked in PostgreSQL, the champions through
 the MLflow server, the nightly_backup schedule's tick as evaluated by the daemon (its run backs up all three
-databases), and a prediction of the BentoML service that read its champions from the MLflow server.
+databases), and a prediction of the BentoML service that read its champions from the MLflow server, asked
+with a token made by `optimum token create` (production refuses a request without one).
 """
 
 from __future__ import annotations
@@ -382,8 +383,24 @@ def test_production_topology_runs_end_to_end(tmp_path, small_demo, databases):
         assert set(manifest["databases"]) == {"warehouse", "dagster", "mlflow"}
         assert any(m.startswith("files/mlflow_artifacts/") for m in manifest["members"])
 
+        # Production requires tokens: one made by the operator's command, with the service's settings (its
+        # hash lands in the production database).
+        created = subprocess.run(
+            [str(Path(sys.executable).parent / "optimum"), "token", "create", "shop-frontend", "--scope", "predict"],
+            env=env("bentoml"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stderr
+        token = created.stdout.strip()
         wait_for("the BentoML service", http_ok(f"{bento_url}/readyz"), processes, 240)
-        answer = httpx.post(f"{bento_url}/recommend", json={"user_id": "u-never-seen", "count": 3}, timeout=30)
+        body = {"user_id": "u-never-seen", "count": 3}
+        refused = httpx.post(f"{bento_url}/recommend", json=body, timeout=30)
+        assert refused.status_code == 401, refused.text
+        answer = httpx.post(
+            f"{bento_url}/recommend", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
         phases["served answer"] = time.monotonic() - started
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == champions[RECOMMENDER_MODEL_NAME]

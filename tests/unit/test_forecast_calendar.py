@@ -86,3 +86,37 @@ def test_weekly_export_on_mondays_is_read_as_aggregated_and_monthly_stamps_forec
 def test_unknown_calendar_rule_is_a_clear_error(monthly_export):
     with pytest.raises(ValueError, match="calendar rule must be one of"):
         decide_calendar(monthly_export, "M", "monthly")
+
+
+def test_one_stray_sale_months_later_ends_nothing(monthly_export):
+    """A sale dated 1998-09-17 in a monthly export that ends 1997-12 (the landing window lets a date within a
+    year through): the mart zero-fills every product up to it; the history still ends with the export."""
+    stray = pd.DataFrame(
+        {"product_id": "P0", "sales_date": [pd.Timestamp("1998-09-17").date()], "quantity": [3], "revenue": [30]}
+    )
+    last = pd.Timestamp("1998-09-17")
+    filled = [
+        pd.DataFrame({"product_id": product, "sales_date": pd.date_range("1997-12-02", last).date, "quantity": 0})
+        for product in ("P0", "P1", "P2")
+    ]
+    daily = pd.concat([monthly_export, *filled], ignore_index=True).fillna({"revenue": 0})
+    daily = pd.concat([daily[daily["sales_date"] != last.date()], stray], ignore_index=True)
+    decision = decide_calendar(daily, "M")
+    assert decision.rule == "aggregated", "the stray date is not a month start, yet the export is read as one"
+    assert decision.last_period == pd.Timestamp("1997-12-01")
+    assert len(decision.dropped) == 1 and decision.dropped[0].startswith("9 trailing months after 1997-12-01")
+    result = forecast_demand(
+        daily, catalogue(["P0", "P1", "P2"]), "M", 3, n_origins=2, models=[SeasonalNaive("M"), MovingAverage("M")]
+    )
+    assert result.history["period_start"].max() == pd.Timestamp("1997-12-01")
+    assert set(result.forecast["forecast_date"]) == set(pd.date_range("1998-01-01", periods=3, freq="MS"))
+    assert result.forecast["yhat"].min() > 10, "forecast from the export, not from nine empty months"
+
+
+def test_order_lines_with_a_stray_date_drop_it_and_the_partial_week():
+    days = (pd.Timestamp("1995-03-01") - pd.Timestamp("1995-01-02")).days + 1
+    quantity = np.r_[np.full(days, 2), np.zeros(120), [5]]  # then 120 empty days and one sale
+    decision = decide_calendar(mart_rows({"A": quantity, "B": np.r_[np.full(days, 1), np.zeros(121)]}, "1995-01-02"))
+    assert decision.last_period == pd.Timestamp("1995-02-20")
+    assert decision.dropped[0].startswith("trailing week 1995-02-27: the data covers 3 of its 7 days")
+    assert decision.dropped[1].startswith("17 trailing weeks after 1995-02-27 up to 1995-06-30: 1 sale rows")
