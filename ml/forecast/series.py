@@ -12,6 +12,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ml.dates import stray_tail
+
 Freq = Literal["D", "W", "M"]
 # How to read the sales dates: "auto" decides from the data; "aggregated" trusts every period to be complete
 # (an export with one row per product and period); "order_lines" drops partial leading/trailing periods.
@@ -92,38 +94,18 @@ class CalendarDecision:
         }
 
 
-# Trailing periods are not history when they hold fewer sale rows than this share of the median period, or
-# when the last period with a sale stands alone after the longest empty gap in the data with fewer rows than
-# the median: a stray date (a typo'd year that passed the landing window, a test order dated ahead).
-STRAY_SHARE = 0.1
-
-
 def _bulk_end(dates: pd.Series, sold: np.ndarray, freq: Freq) -> tuple[pd.Timestamp, str]:
-    """The last sale date of the bulk of the data, and why later dates were left out ("" if none were).
-
-    One stray sale months after the data ends would otherwise end the history there: the mart zero-fills
-    every product up to it, and every model would forecast from a run of empty periods."""
+    """The last sale date of the bulk of the data (ml/dates.py), and why later dates were left out ("" if
+    none were): one stray sale months after the data would otherwise end the history there."""
     sold_dates = dates[sold]
     if sold_dates.empty:
         return dates.max(), ""
-    counts = period_start(sold_dates, freq).value_counts()
-    typical = float(counts.median())  # over the periods with a sale: a long empty gap must not lower it
-    counts = counts.reindex(pd.date_range(counts.index.min(), counts.index.max(), freq=PERIOD_FREQ[freq]), fill_value=0)
-    values = counts.to_numpy()
-    kept = np.flatnonzero(values >= STRAY_SHARE * typical)[-1]
-    with_sales = np.flatnonzero(values > 0)
-    gaps = np.diff(with_sales) - 1  # empty periods between consecutive periods with a sale
-    if len(gaps) and gaps[-1] > max(gaps[:-1].max(initial=0), 0) and values[with_sales[-1]] < typical:
-        kept = min(kept, with_sales[-2])
-    if kept == len(counts) - 1:
+    starts = period_start(sold_dates, freq)
+    periods = pd.date_range(starts.min(), starts.max(), freq=PERIOD_FREQ[freq])
+    kept, stray = stray_tail(starts, periods, PERIOD_NAME[freq])
+    if not stray:
         return dates.max(), ""
-    last_kept = counts.index[kept]
-    tail = counts.iloc[kept + 1 :]
-    end = sold_dates[sold_dates < next_periods(last_kept, 1, freq)[0]].max()
-    return end, (
-        f"{len(tail)} trailing {PERIOD_NAME[freq]}s after {last_kept.date()} up to {dates.max().date()}: "
-        f"{int(tail.sum())} sale rows against a median of {typical:g} per {PERIOD_NAME[freq]} (stray dates)"
-    )
+    return sold_dates[starts <= periods[kept]].max(), f"{stray}; the data runs to {dates.max().date()}"
 
 
 def _stamped_on_period_starts(dates: pd.Series, freq: Freq) -> bool:
@@ -139,7 +121,7 @@ def decide_calendar(daily: pd.DataFrame, freq: Freq = "W", rule: CalendarRule = 
     lines all landing on period starts by chance is (1/7)^dates for weeks, so two dates suffice in practice.
     Such an export's last period is complete although the data "ends" on its first day; order lines keep
     today's rule: a period the data only partly covers is dropped (it would look like a demand drop).
-    Under either rule, a stray trailing date (STRAY_SHARE) ends nothing: the
+    Under either rule, a stray trailing date (ml/dates.py) ends nothing: the
     history ends with the bulk of the data, and the decision lists what was left out.
     """
     check_freq(freq)

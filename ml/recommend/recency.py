@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ml.dates import log_end
 from optimum.settings import Settings
 
 AgeFrom = Literal["log_end", "user_end"]
@@ -96,8 +97,8 @@ def scores_from_events(
     if unknown:
         raise ValueError(f"no weight for interaction types {unknown}; known: {sorted(weights)}")
     event_at = events["event_at"]
-    if recency.age_from == "log_end":
-        scored_at = pd.Series(event_at.max(), index=events.index)
+    if recency.age_from == "log_end":  # the bulk's end: one stray event dated ahead must not age every other
+        scored_at = pd.Series(log_end(event_at), index=events.index)
     else:
         scored_at = event_at.groupby(events["user_id"]).transform("max")
     if recency.half_life_days is None:
