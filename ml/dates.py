@@ -3,9 +3,10 @@ order dated ahead) sits after it.
 
 Both the forecaster's calendar and the recommender's "age from the log's end" measure time from the data's
 last date; one stray row months later would end the history there (every product zero-filled up to it, every
-event aged by months). The bulk ends at the last period that holds at least STRAY_SHARE of the median
-period's rows, and a last period standing alone after the longest empty gap in the data, with fewer rows
-than the median, is stray too.
+event aged by months). Trailing periods holding under STRAY_SHARE of the median period's rows are stray when
+an empty period separates them from the bulk (thin periods right after it are the data thinning out, and
+stay); so is a last period standing alone after the longest empty gap in the data with fewer rows than the
+median period.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def bulk_last_period(counts: pd.Series) -> int:
         return len(values) - 1
     typical = float(np.median(values[with_rows]))  # over the periods with rows: a long empty gap must not lower it
     kept = int(np.flatnonzero(values >= STRAY_SHARE * typical)[-1])
+    if kept < len(values) - 1 and values[kept + 1] > 0:
+        kept = len(values) - 1  # thin periods right after the bulk, no gap: the data thinning out, kept
     gaps = np.diff(with_rows) - 1  # empty periods between consecutive periods with rows
     if len(gaps) and gaps[-1] > max(gaps[:-1].max(initial=0), 0) and values[with_rows[-1]] < typical:
         kept = min(kept, int(with_rows[-2]))

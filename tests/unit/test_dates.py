@@ -15,7 +15,8 @@ from ml.recommend.recency import Recency, Scoring, scores_from_events
     [
         ([50, 40, 60, 55], 3),  # nothing stray
         ([50, 40, 60, 6], 3),  # a thin last period (10% of the median) is still data
-        ([50, 40, 60, 4], 2),  # under 10%: stray
+        ([50, 40, 60, 4], 3),  # under 10% right after the bulk: the data thinning out, kept
+        ([50, 40, 60, 0, 3, 2], 2),  # under 10% after an empty period: stray
         ([50, 40, 60, 0, 0, 0, 1], 2),  # empty periods, then one row
         ([3, 3, 3, 0, 0, 0, 0, 1], 2),  # a tiny catalogue: one row alone after the longest gap
         ([3, 0, 3, 0, 0, 3, 0, 3], 7),  # intermittent data: gaps everywhere, the last period is not stray
