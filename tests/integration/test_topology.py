@@ -96,7 +96,10 @@ class Local:
             declared["DAGSTER_PG_DB"] = self.dotenv["DAGSTER_PG_DB"]
         if service == "mlflow":
             declared["MLFLOW_SERVER_ALLOWED_HOSTS"] = f"127.0.0.1:{self.ports['mlflow']},localhost"
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("OPTIMUM_", "DAGSTER_", "MLFLOW_"))}
+        # Under `make test` coverage would follow every service and forked step (COVERAGE_PROCESS_CONFIG): it
+        # adds about two minutes here and nothing to the figure, since the rest of the suite runs the same code.
+        prefixes = ("OPTIMUM_", "DAGSTER_", "MLFLOW_", "COVERAGE_")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         return base | declared | {"MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true"} | extra
 
 
