@@ -85,7 +85,7 @@ class Admission:
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self.leave()  # the slot arrived with the cancellation: pass it on
-            else:
+            elif turn in self._queue:  # leave() may already have dropped it, as it drops every cancelled turn
                 self._queue.remove(turn)
             raise
         return True

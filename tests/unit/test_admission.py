@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from optimum.settings import ServingSettings, Settings
 from serving.api import ApiRoute, Reply
@@ -107,3 +108,21 @@ def test_a_failing_answer_gives_its_slot_back(tmp_path):
 
     asyncio.run(twice())
     assert gate.admission.in_flight == 0
+
+
+def test_a_wait_cancelled_just_before_its_slot_frees_gives_nothing_away():
+    from serving.limits import Admission
+
+    admission = Admission(limit=1, queue_limit=10)
+
+    async def scenario() -> None:
+        assert await admission.enter()
+        waiter = asyncio.create_task(admission.enter())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        admission.leave()  # before the waiter has seen its cancellation: its turn is dropped, the slot freed
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    asyncio.run(scenario())
+    assert (admission.in_flight, admission.queued) == (0, 0)
