@@ -31,7 +31,7 @@ BASELINE = "(imports + definitions only)"
 def _settings(home: Path, landing: Path):
     from optimum.settings import Settings
 
-    return Settings(home=home, landing_dir=landing)
+    return Settings(home=home, landing_dir=landing, backup_dir=home / "backups")  # never the checkout's ./backups
 
 
 def steps(home: Path, landing: Path) -> list[tuple[str, str, list[str]]]:
