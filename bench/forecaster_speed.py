@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from child import json_row  # bench/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,14 +106,11 @@ def main() -> None:
                     "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                 }
                 before = os.getloadavg()[0]
-                done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
+                row, error = json_row(command, env=env, cwd=root)
                 after = os.getloadavg()[0]
-                if done.returncode != 0:
-                    print(
-                        f"| {attempt} | {label} | failed: {done.stderr.strip().splitlines()[-1:]} | | | |", flush=True
-                    )
+                if row is None:
+                    print(f"| {attempt} | {label} | failed: {error} | | | |", flush=True)
                     continue
-                row = json.loads(done.stdout.strip().splitlines()[-1])
                 print(
                     f"| {attempt} | {label} | {row['wall_s']:.0f} s | {row['cpu_s']:.0f} s | {row['mase']:.3f} | "
                     f"{before:.1f} / {after:.1f} |",

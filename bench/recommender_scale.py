@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from child import json_row  # bench/ is on sys.path when a script here runs
 from scipy import sparse
 
 from ml.recommend import (
@@ -134,11 +134,10 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for name in args.only:
             command = [sys.executable, __file__, "--threads", str(args.threads), "--fit-one", str(path), name]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"| {name} | failed: {done.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
+            row, error = json_row(command)
+            if row is None:
+                print(f"| {name} | failed: {error} | | | | |", flush=True)
                 continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
             print(
                 f"| {name} | {row['fit_s']:.0f} s | {row['cpu_s']:.0f} s | {row['recommend_1024_users_s']:.1f} s | "
                 f"{row['peak_rss_gb']:.1f} GB | {os.getloadavg()[0]:.1f} |",
