@@ -53,7 +53,7 @@ run_monitoring:
 """
 
 
-def _use_dagster_home(settings: Settings) -> None:
+def use_dagster_home(settings: Settings) -> None:
     """Embedded mode keeps Dagster's run history in SQLite under OPTIMUM_HOME (production: infra/dagster.yaml)."""
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
@@ -141,7 +141,7 @@ def materialize(settings: Settings, job_name: str) -> bool:
     Prints one timed line per asset group (ingest, warehouse, ml) with what its assets reported."""
     import dagster as dg
 
-    _use_dagster_home(settings)
+    use_dagster_home(settings)
     try:
         with exclusive_state(settings), dg.DagsterInstance.get() as instance:
             for run_id in fail_abandoned_runs(instance):
@@ -252,7 +252,7 @@ def mlflow_server(settings: Settings, port: int) -> Server:
 
 def dagster_server(settings: Settings, host: str, port: int) -> Server:
     """`dagster dev`: webserver and daemon on the state's Dagster instance."""
-    _use_dagster_home(settings)
+    use_dagster_home(settings)
     command = [_executable("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
     env = os.environ | {"DAGSTER_HOME": str(settings.dagster_home)}
     return Server("Dagster UI", f"http://{host}:{port}", command, env)

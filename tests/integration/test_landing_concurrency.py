@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from optimum.settings import Settings
-from orchestration.cli import exclusive_state, fail_abandoned_runs, kill_abandoned_mlflow_runs
+from orchestration.cli import use_dagster_home, exclusive_state, fail_abandoned_runs, kill_abandoned_mlflow_runs
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.load import load_source
 from orchestration.warehouse import Warehouse
@@ -87,16 +87,18 @@ def test_a_second_optimum_run_on_a_busy_state_fails_fast(tmp_path):
 def test_a_killed_run_is_failed_and_frees_its_pool_slot(tmp_path, small_demo, monkeypatch):
     settings = settings_for(tmp_path, small_demo.out_dir / "landing")
     env = os.environ | {"OPTIMUM_HOME": str(settings.home), "OPTIMUM_LANDING_DIR": str(settings.landing_dir)}
-    run = subprocess.Popen([OPTIMUM, "run", "--job", "ingest_and_warehouse"], env=env, start_new_session=True)
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+    # The instance exists before the run starts, so this test's polling never races the run's schema creation.
+    use_dagster_home(settings)
+    dg.DagsterInstance.get().dispose()
+    run = subprocess.Popen([OPTIMUM, "run", "--job", "ingest_and_warehouse"], env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         started = []
         while not started and time.monotonic() < deadline and run.poll() is None:
             time.sleep(1)
-            if (settings.dagster_home / "dagster.yaml").exists():
-                with dg.DagsterInstance.get() as instance:
-                    started = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            with dg.DagsterInstance.get() as instance:
+                started = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         assert started, "the run never started"
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
