@@ -5,7 +5,8 @@ summed to fct_sales_daily's shape (product x day, zero-filled from the product's
 catalogue. Each run is a fresh subprocess that imports `ml` from a code root (the checkout, or `--before`: a
 `git archive` of an older commit), so the two versions never share a process; runs alternate (before, now,
 before, now, ...) so a change in the machine's load hits both, and each reports wall and CPU seconds
-(getrusage of the child: numba compilation, when not cached, included).
+(getrusage of the child and of the worker processes it waited for: numba compilation, when not cached,
+included).
 
 Usage:
   git archive a0cf7f3 ml | tar -x -C /tmp/before    # the commit before statsforecast (git log ml/forecast)
@@ -68,11 +69,12 @@ def run_one(inputs: Path, horizon: int, prophet_top_n: int) -> None:
     started = time.perf_counter()
     result = forecast_demand(daily, products, freq="W", horizon=horizon, prophet_top_n=prophet_top_n)
     wall = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     held_out = getattr(result, "held_out", None)
     chosen = float(held_out.set_index("model").loc["chosen", "mase"]) if held_out is not None else float("nan")
     models = sorted(result.metrics["model"])
-    print(json.dumps({"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "mase": chosen, "models": models}))
+    cpu = sum(usage.ru_utime + usage.ru_stime for usage in (own, workers))
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "mase": chosen, "models": models}))
 
 
 def main() -> None:

@@ -128,10 +128,15 @@ class MovingAverage(Forecaster):
 
     name = "moving_average"
     DEFAULT_WINDOW = {"D": 28, "W": 8, "M": 3}  # four weeks of days (a whole number of weekly cycles)
+    # The windows the backtest chooses among: a short one that follows a recent level, the default, and a
+    # long one that averages noise away (a month, two and a quarter of weeks; a quarter, half and whole year).
+    CANDIDATE_WINDOWS = {"D": (7, 28, 91), "W": (4, 8, 13), "M": (3, 6, 12)}
 
     def __init__(self, freq: Freq = "W", window: int | None = None) -> None:
         super().__init__(freq)
         self.window = window or self.DEFAULT_WINDOW[freq]
+        if self.window != self.DEFAULT_WINDOW[freq]:
+            self.name = f"moving_average_{self.window}"  # the default keeps the plain name thin series are served by
 
     def _fit(self, history: pd.DataFrame) -> None:
         self._ids, _, wide = quantity_matrix(history)

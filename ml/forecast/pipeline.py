@@ -69,11 +69,11 @@ def default_models(
     n_jobs: int | None = None,
     classes: pd.Series | None = None,
 ) -> list[Forecaster]:
-    """Seasonal naive, moving average, the statsforecast models (AutoARIMA, AutoETS, AutoTheta, Croston-SBA,
-    TSB, ADIDA, IMAPA; each on the products of the demand classes it is DESIGNED_FOR when `classes` is
-    given; AutoARIMA only up to ARIMA_MAX_SERIES of them), global LightGBM, Prophet on the top
-    `prophet_top_n` sellers (0: none, None: all) and the equal-weight ensemble of LightGBM, moving average and
-    Prophet where it runs."""
+    """Seasonal naive, moving averages over MovingAverage.CANDIDATE_WINDOWS, the statsforecast models
+    (AutoARIMA, AutoETS, AutoTheta, Croston-SBA, TSB, ADIDA, IMAPA; each on the products of the demand
+    classes it is DESIGNED_FOR when `classes` is given; AutoARIMA only up to ARIMA_MAX_SERIES of them),
+    global LightGBM, Prophet on the top `prophet_top_n` sellers (0: none, None: all) and the equal-weight
+    ensemble of LightGBM, the default moving average and Prophet where it runs."""
     lightgbm = LightGBMGlobalForecaster(freq, products=products, n_jobs=n_jobs)
     moving_average = MovingAverage(freq)
     statistical = []
@@ -81,8 +81,10 @@ def default_models(
         product_ids = None if classes is None else classes.index[classes.isin(DESIGNED_FOR[kind])]
         if kind == "autoarima" and product_ids is not None and len(product_ids) > ARIMA_MAX_SERIES:
             continue  # too slow for the nightly budget at this size; AutoETS and AutoTheta remain
-        statistical.append(StatisticalForecaster(freq, kind, product_ids=product_ids))
-    models: list[Forecaster] = [SeasonalNaive(freq), moving_average, *statistical, lightgbm]
+        statistical.append(StatisticalForecaster(freq, kind, product_ids=product_ids, n_jobs=n_jobs))
+    windows = MovingAverage.CANDIDATE_WINDOWS[freq]
+    other_windows = [MovingAverage(freq, window) for window in windows if window != moving_average.window]
+    models: list[Forecaster] = [SeasonalNaive(freq), moving_average, *other_windows, *statistical, lightgbm]
     members: list[Forecaster] = [lightgbm, moving_average]
     if prophet_top_n != 0:
         prophet = ProphetForecaster(freq, top_n=prophet_top_n)
@@ -132,7 +134,7 @@ def forecast_demand(
     selection = select_models(earlier, classes, thin, short)
     held_out = _score_held_out(earlier, last, selection)
 
-    final = fit_predict(models, rich, horizon) if len(rich) else {}
+    final = fit_predict(_served_and_explained(models, selection), rich, horizon) if len(rich) else {}
     intervals = conformal_quantiles(backtest.predictions)
     scale = mase_scale(rich, freq) if len(rich) else pd.Series(dtype=float)
     parts = [
@@ -165,6 +167,17 @@ def forecast_demand(
         intervals=intervals,
         model_params={model.name: model.hyperparameters for model in models},
     )
+
+
+def _served_and_explained(models: Sequence[Forecaster], selection: pd.DataFrame) -> list[Forecaster]:
+    """The models the final fit needs: those some demand class chose, the members of a chosen ensemble, and
+    LightGBM for its feature importance. Refitting the rest on all the history would be thrown away (the
+    statistical models cost most of the forecaster's time)."""
+    chosen = set(selection["model_name"])
+    needed = [m for m in models if m.name in chosen or isinstance(m, LightGBMGlobalForecaster)]
+    members = [member for m in needed if isinstance(m, EnsembleForecaster) for member in m.members]
+    names = {m.name for m in [*needed, *members]}
+    return [m for m in models if m.name in names]
 
 
 def _split_last_origin(backtest: Backtest) -> tuple[Backtest, Backtest]:

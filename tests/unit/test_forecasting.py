@@ -243,8 +243,51 @@ def test_metrics_skip_zero_actuals_and_survive_zero_scale_series():
     assert alternating["wape"].tolist() == [1.0, 1.0]
     assert alternating["mase"].tolist() == [0.5, 0.5]  # in-sample lag-1 naive MAE is 4
     chosen = select_models(backtest).set_index("product_id")
-    assert chosen.loc["C", "model_name"] == "moving_average" and chosen.loc["C", "mae"] == 1.0
-    assert np.isfinite(model_metrics(backtest).set_index("model").loc["moving_average", "mase"])
+    assert chosen.loc["C", "model_name"] == "moving_average_1" and chosen.loc["C", "mae"] == 1.0
+    assert np.isfinite(model_metrics(backtest).set_index("model").loc["moving_average_1", "mase"])
+
+
+def test_the_moving_average_window_is_chosen_on_the_backtest():
+    # STEP's level moved 6 weeks before the first origin and again between origins: the 4-week window
+    # follows it. The N series are a steady level under heavy noise: a longer window averages it away.
+    rng = np.random.default_rng(7)
+    step = np.r_[np.full(30, 10.0), np.full(6, 40.0), np.full(4, 40.0), np.full(4, 80.0), np.full(4, 80.0)]
+    noisy = {f"N{i}": rng.normal(50.0, 15.0, size=len(step)) for i in range(30)}
+    history = weekly_history({"STEP": step, **noisy})
+    windows = [MovingAverage("W", window) for window in MovingAverage.CANDIDATE_WINDOWS["W"]]
+    backtest = rolling_origin_backtest(history, windows, n_origins=3, horizon=4, freq="W")
+    classes = pd.Series({"STEP": "step", **dict.fromkeys(noisy, "noise")})
+    chosen = select_models(backtest, classes).set_index("product_id")["model_name"]
+    assert chosen["STEP"] == "moving_average_4"
+    assert len(set(chosen.drop("STEP"))) == 1 and chosen["N0"] in {"moving_average", "moving_average_13"}
+    assert [model.name for model in windows] == ["moving_average_4", "moving_average", "moving_average_13"]
+
+
+class CountingForecaster(MovingAverage):
+    """A moving average that counts its fits and misses by a mile, so no class chooses it."""
+
+    def __init__(self, freq="W"):
+        super().__init__(freq)
+        self.name, self.fits = "counting", 0
+
+    def _fit(self, history):
+        self.fits += 1
+        super()._fit(history)
+
+    def _predict(self, horizon):
+        predicted = super()._predict(horizon)
+        return predicted.assign(yhat=predicted["yhat"] + 1_000.0)
+
+
+def test_the_final_fit_skips_models_no_class_chose():
+    rng = np.random.default_rng(3)
+    daily = mart_rows({f"P{i}": rng.poisson(5.0, 7 * 60) for i in range(3)}, "2024-01-01")
+    never_chosen = CountingForecaster()
+    models = [SeasonalNaive("W"), MovingAverage("W"), never_chosen]
+    result = forecast_demand(daily, catalogue(["P0", "P1", "P2"]), "W", 4, n_origins=3, models=models)
+    assert "counting" not in set(result.selection["model_name"])
+    assert never_chosen.fits == 3  # the three origins, not the final fit on all the history
+    assert "counting" in set(result.metrics["model"])
 
 
 def test_planted_answer_global_model_beats_seasonal_naive_on_trending_seasonal_series():
@@ -367,7 +410,8 @@ def test_thin_history_falls_back_to_moving_average_and_is_flagged(planted_run):
 def test_forecast_demand_backtests_every_model_and_reports_metrics(planted_run):
     _, _, result = planted_run
     metrics = result.metrics.set_index("model")
-    baselines_and_learners = {"seasonal_naive", "moving_average", "lightgbm", "prophet", "ensemble"}
+    baselines_and_learners = {"seasonal_naive", "lightgbm", "prophet", "ensemble"}
+    baselines_and_learners |= {"moving_average", "moving_average_4", "moving_average_13"}
     assert set(metrics.index) == baselines_and_learners | set(STATISTICAL_KINDS)
     assert {"mae", "rmse", "mape", "wape", "mase"} <= set(metrics.columns)
     assert metrics.loc["prophet", "n_series"] == 1 and metrics.loc["lightgbm", "n_series"] == 9
