@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from optimum.settings import Settings
-from orchestration.cli import use_dagster_home, exclusive_state, fail_abandoned_runs, kill_abandoned_mlflow_runs
+from orchestration.cli import exclusive_state, fail_abandoned_runs, kill_abandoned_mlflow_runs, use_dagster_home
 from orchestration.landing.contract import LANDING_SOURCES
 from orchestration.landing.load import load_source
 from orchestration.warehouse import Warehouse
