@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-STRAY_SHARE = 0.1
+STRAY_SHARE = 0.1  # also dbt's var stray_share: fct_sales_daily's grid ends the same way (sales_grid_end)
 
 
 def bulk_last_period(counts: pd.Series) -> int:

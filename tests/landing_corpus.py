@@ -320,6 +320,13 @@ def second_delivery() -> list[Case]:
             "a one-row delivery dated 1900",
         ),
         Case(
+            "sales",
+            "h57_order_months_ahead.csv",
+            _csv(SALES_HEADER, "H57-0,2023-09-04,P00002,1,2.5,").encode(),
+            1,
+            what="one order dated four months after the data (inside the landing window): loads, stays one row",
+        ),
+        Case(
             "interactions",
             "h56_lone_event_2100.csv",
             _csv(INTERACTIONS_HEADER, "H56-0,U1,P00001,view,,2100-01-01T00:00:00Z,").encode(),

@@ -431,6 +431,38 @@ def test_dbt_build_empty_then_incremental_matches_full_refresh(warehouse: Wareho
     )
 
 
+def _daily_sales(load_id: int, products: list[str], first: dt.date, last: dt.date) -> pd.DataFrame:
+    """One order line a day per product, first..last."""
+    days = pd.date_range(first, last, freq="D").date
+    rows = [(f"O{load_id}-{p}-{d}", d, p, 1, 10.0, None) for d in days for p in products]
+    return _landed("sales", load_id, rows)
+
+
+@pytest.mark.timeout(120)
+def test_a_stray_sale_ahead_keeps_its_row_without_zero_filling_the_catalogue(warehouse: Warehouse, dbt) -> None:
+    products = _landed("products", 1, [(p, p, "misc", None, 10.0, 5) for p in ("P1", "P2", "P3")])
+    bulk = _daily_sales(2, ["P1", "P2", "P3"], D(2024, 1, 1), D(2024, 1, 28))
+    stray = _landed("sales", 3, [("TYPO", D(2024, 6, 3), "P1", 2, 10.0, None)])  # a test order months ahead
+    _load(warehouse, {"products": products, "sales": bulk})
+    dbt("build")
+    _load(warehouse, {"sales": stray})
+    dbt("build")
+    sql = "select product_id, sales_date, quantity, n_orders from marts.fct_sales_daily order by product_id, sales_date"
+    daily = warehouse.query(sql)
+    assert len(daily) == 3 * 28 + 1  # the bulk's grid and the stray sale's own row, not 3 x 155 days
+    assert pd.Timestamp(daily["sales_date"].max()) == pd.Timestamp(2024, 6, 3)
+    assert daily[pd.to_datetime(daily["sales_date"]) > pd.Timestamp(2024, 1, 28)]["quantity"].tolist() == [2]
+
+    # The data catches up with the stray date (P2 sells every day to June 10): the grid now runs to the new
+    # end for every product, incrementally exactly as a full refresh builds it.
+    _load(warehouse, {"sales": _daily_sales(4, ["P2"], D(2024, 1, 29), D(2024, 6, 10))})
+    dbt("build")
+    incremental = warehouse.query(sql)
+    assert len(incremental) == 3 * (28 + 134)
+    dbt("build", "--full-refresh")
+    pd.testing.assert_frame_equal(warehouse.query(sql), incremental)
+
+
 @pytest.mark.timeout(120)
 def test_python_scoring_matches_the_score_mart(tmp_path) -> None:
     """Weights, half-life and decay floor come from one place (settings, handed to dbt as --vars): ml's

@@ -81,7 +81,10 @@ def _assert_hostile_outcomes(settings, warehouse, first, second, after_first):
     assert second.success, [e.message for e in second.all_events if e.is_failure]
     assert _file_outcomes(warehouse, second_delivery()) == _expected(second_delivery())
     grid = warehouse.query("SELECT min(sales_date) AS lo, max(sales_date) AS hi FROM marts.fct_sales_daily")
-    assert grid.equals(after_first["grid"]), "lone deliveries dated 1900 and 2100 leave the daily grid alone"
+    assert grid["lo"].equals(after_first["grid"]["lo"]), "lone deliveries dated 1900 and 2100 leave the grid alone"
+    bulk_end = after_first["grid"]["hi"].iloc[0]
+    ahead = warehouse.query(f"SELECT product_id, sales_date FROM marts.fct_sales_daily WHERE sales_date > '{bulk_end}'")
+    assert ahead.astype(str).values.tolist() == [["P00002", "2023-09-04"]], "an order months ahead is one row"
     late = warehouse.query(
         f"SELECT _source_file, _source_line FROM raw.sales WHERE product_id = '{LATE_PRODUCT}'"
     ).values.tolist()

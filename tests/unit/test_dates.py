@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.dates import bulk_last_period, log_end
+from ml.dates import STRAY_SHARE, bulk_last_period, log_end
 from ml.recommend.recency import Recency, Scoring, scores_from_events
 
 
@@ -53,3 +53,9 @@ def test_one_event_dated_months_ahead_does_not_age_the_log_from_its_end():
     before = scores_from_events(clean, recency, scoring).set_index(["user_id", "product_id"])["score"]
     after = scores_from_events(with_stray, recency, scoring).set_index(["user_id", "product_id"])["score"]
     pd.testing.assert_series_equal(after.drop(("stray", "0")), before)
+
+
+def test_the_marts_grid_and_the_models_share_one_stray_share():
+    from optimum.settings import dbt_project_vars
+
+    assert dbt_project_vars()["stray_share"] == STRAY_SHARE  # dbt's sales_grid_end, ml's bulk_last_period

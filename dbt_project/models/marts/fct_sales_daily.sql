@@ -3,22 +3,28 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['product_id', 'sales_date'],
-        on_schema_change='fail'
+        on_schema_change='fail',
+        post_hook="delete from {{ this }} where n_orders = 0 and sales_date > {{ sales_grid_end(ref('stg_sales')) }}"
     )
 }}
 {#
     One row per product x day, zero-filled from the product's first sale (over all versions of its lines)
-    to the latest order_date in the data (never the wall clock).
+    to the end of the data's bulk (sales_grid_end: the latest order_date unless stray dates trail it; never
+    the wall clock). Days after the bulk keep the rows of what sold on them, without zero rows: one stray
+    sale a year ahead adds one row, not a year of days for every product.
 
     Incremental logic (late-arriving history safe):
       * watermark  = the highest sales _load_id already folded in (max of _max_load_id; every sales row
                      lands in exactly one (product, day) row, so this is the max _load_id of the last build);
       * new rows   = stg_sales rows with _load_id > watermark;
       * recompute  = every (product, day) from least(min earliest_order_date of the new rows, previous max
-                     sales_date + 1) to the new max order_date, for every product (so a new latest date
-                     also zero-fills products that did not sell, and new products appear; a correction
-                     is a new row whose earliest_order_date covers the day its old version counted on);
-      * delete+insert on (product_id, sales_date) replaces exactly those rows.
+                     sales_date + 1, the day after the previous last zero-filled day) to the new max
+                     order_date, for every product (so a new latest date also zero-fills products that did
+                     not sell, new products appear, and a grid end that moved forward past stray dates
+                     zero-fills the days it now covers; a correction is a new row whose
+                     earliest_order_date covers the day its old version counted on);
+      * delete+insert on (product_id, sales_date) replaces exactly those rows, and the post-hook deletes
+        zero rows a grid end that moved back no longer covers.
     A full refresh recomputes from the first order_date; both give identical rows (see the pytest).
 #}
 
@@ -34,7 +40,8 @@ processed as (
 
     select
         max(_max_load_id) as max_load_id,
-        max(sales_date) as max_sales_date
+        max(sales_date) as max_sales_date,
+        max(case when n_orders = 0 then sales_date end) as last_zero_filled_date
     from {{ this }}
 
 ),
@@ -62,13 +69,15 @@ bounds as (
                 then cast({{ dbt.dateadd('day', 1, 'processed.max_sales_date') }} as date)
             else least(
                 (select min(earliest_order_date) from new_sales),
-                cast({{ dbt.dateadd('day', 1, 'processed.max_sales_date') }} as date)
+                cast({{ dbt.dateadd('day', 1, 'processed.max_sales_date') }} as date),
+                cast({{ dbt.dateadd('day', 1, 'coalesce(processed.last_zero_filled_date, processed.max_sales_date)') }} as date)
             )
         end as window_start,
         {%- else -%}
         (select min(order_date) from sales) as window_start,
         {%- endif %}
-        (select max(order_date) from sales) as window_end
+        (select max(order_date) from sales) as window_end,
+        {{ sales_grid_end('sales') }} as grid_end
     {% if is_incremental() -%}
     from processed
     {%- endif %}
@@ -116,6 +125,16 @@ product_days as (
     from product_first_sale
     inner join spine
         on spine.date_day >= product_first_sale.first_sale_date
+        and spine.date_day <= (select grid_end from bounds)
+
+    union
+
+    -- after the bulk: only the days something sold
+    select
+        product_id,
+        sales_date
+    from daily_sales
+    where sales_date > (select grid_end from bounds)
 
 )
 
