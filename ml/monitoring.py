@@ -61,11 +61,12 @@ def snapshot_accuracy(snapshots: pd.DataFrame, daily_sales: pd.DataFrame, freq: 
     return pd.DataFrame(rows, columns=columns)
 
 
-def snapshot_models(freq: Freq, products: pd.DataFrame) -> list[Forecaster]:
+def snapshot_models(freq: Freq, products: pd.DataFrame, n_jobs: int | None = None) -> list[Forecaster]:
     """The candidates behind each weekly snapshot: the champion's fast ones (seasonal naive, moving average,
     global LightGBM and their ensemble). A backfill fits every past week, so the statistical and Prophet
-    models, minutes per fit on a busy machine and unfit for the short histories of early weeks, stay out."""
-    lightgbm, moving_average = LightGBMGlobalForecaster(freq, products=products), MovingAverage(freq)
+    models, minutes per fit on a busy machine and unfit for the short histories of early weeks, stay out.
+    n_jobs: LightGBM's threads (None: every core)."""
+    lightgbm, moving_average = LightGBMGlobalForecaster(freq, products=products, n_jobs=n_jobs), MovingAverage(freq)
     return [SeasonalNaive(freq), moving_average, lightgbm, EnsembleForecaster([lightgbm, moving_average])]
 
 

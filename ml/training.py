@@ -183,6 +183,7 @@ def train_forecaster(
     calendar: str = "auto",
     n_origins: int = 3,
     models: list | None = None,
+    n_jobs: int | None = None,
 ) -> ForecasterTraining:
     """Backtest every model (default_models unless given) over `n_origins` rolling origins, choose one per
     demand class, forecast the horizon and derive the insights."""
@@ -195,6 +196,7 @@ def train_forecaster(
         n_origins=n_origins,
         calendar=calendar,
         models=models,
+        n_jobs=n_jobs,
     )
     insights = demand_insights(result.forecast, products, result.history, freq=freq)
     held_out = result.held_out.set_index("model")
@@ -396,11 +398,13 @@ def forecaster_job(
     horizon: int,
     prophet_top_n: int | None,
     calendar: str = "auto",
+    n_jobs: int | None = None,
 ) -> TrainingJob:
-    """The demand forecaster: backtested per demand class, forecasting `horizon` periods of `freq`."""
+    """The demand forecaster: backtested per demand class, forecasting `horizon` periods of `freq` on `n_jobs`
+    cores (None: all this process may use)."""
 
     def train() -> Trained:
-        training = train_forecaster(daily_sales, products, freq, horizon, prophet_top_n, calendar)
+        training = train_forecaster(daily_sales, products, freq, horizon, prophet_top_n, calendar, n_jobs=n_jobs)
         result = training.result
         metrics = result.metrics.set_index("model").astype({"n_series": int})
         scored_on = _scored_on(metrics["n_series"])

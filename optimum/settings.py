@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         description="Sales dates: auto-detect, an aggregated export (keep its last period) or order lines "
         "(drop a partial trailing period).",
     )
+    forecast_workers: PositiveInt | None = Field(
+        None,
+        description="Cores the forecaster uses (LightGBM threads, statsforecast processes); empty: every core "
+        "this process may run on. Set it to a container's CPU limit, which the process cannot see.",
+    )
     recs_top_n: int = Field(20, ge=1, le=100, description="Recommendations written per user.")
     executor: Literal["default", "k8s"] = Field(
         "default",
@@ -321,6 +326,8 @@ def _as_env(settings: BaseSettings, prefix: str) -> dict[str, str]:
         nested = getattr(settings, name)
         if isinstance(nested, BaseSettings):
             env |= _as_env(nested, nested.model_config["env_prefix"])
+        elif value is None:
+            continue  # unset: the other process reads the same default (no variable spells None)
         else:
             env[f"{prefix}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env

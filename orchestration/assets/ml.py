@@ -191,6 +191,7 @@ def demand_forecaster(
         settings.forecast_horizon,
         settings.forecast_prophet_top_n,
         settings.forecast_calendar,
+        settings.forecast_workers,
     )
     return _train(context, "demand_forecaster", FORECASTER_BASELINE, job, mlflow_tracking, daily["sales_date"].max())
 

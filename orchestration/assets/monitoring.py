@@ -116,7 +116,7 @@ def build_monitoring_assets(settings: Settings) -> list:
                 prophet_top_n=0,
                 calendar=settings.forecast_calendar,
                 n_origins=settings.snapshot_backtest_origins,
-                models=snapshot_models(settings.forecast_freq, products),
+                models=snapshot_models(settings.forecast_freq, products, settings.forecast_workers),
             )
             forecast = training.result.forecast.assign(as_of=as_of, promised_mase=training.evaluation.value)
             frame = forecast.assign(forecast_date=pd.to_datetime(forecast["forecast_date"]))[list(SNAPSHOT_COLUMNS)]

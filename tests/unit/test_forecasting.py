@@ -515,3 +515,16 @@ def test_history_shorter_than_the_backtest_origins_is_backtested_on_fewer_of_the
     held_out = result.held_out.set_index("model")["mase"]
     assert np.isfinite(held_out["chosen"]) and np.isfinite(held_out["seasonal_naive"])
     assert (result.forecast.groupby("product_id").size() == 8).all()
+
+
+def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts():
+    from ml.forecast.statistical import SERIES_PER_WORKER, StatisticalForecaster
+
+    assert StatisticalForecaster("W", "autoets", n_jobs=4)._workers(10 * SERIES_PER_WORKER) == 4
+    assert StatisticalForecaster("W", "autoets", n_jobs=4)._workers(2 * SERIES_PER_WORKER) == 2
+    assert StatisticalForecaster("W", "tsb", n_jobs=4)._workers(10 * SERIES_PER_WORKER) == 1  # closed form
+    rng = np.random.default_rng(5)
+    history = weekly_history({f"S{i}": rng.poisson(20.0, 30) for i in range(2 * SERIES_PER_WORKER)})
+    alone = StatisticalForecaster("W", "autotheta", n_jobs=1).fit(history).predict(4)
+    spread = StatisticalForecaster("W", "autotheta", n_jobs=2).fit(history).predict(4)  # two worker processes
+    pd.testing.assert_frame_equal(spread, alone)
