@@ -72,7 +72,7 @@ def finalize(predictions: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _residual_band(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def residual_band(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row 10th/90th percentile of in-sample errors (NaN ignored; NaN band when a row has none)."""
     band = pd.DataFrame(residuals).quantile([LOWER_Q, UPPER_Q], axis=1).to_numpy()
     return band[0], band[1]
@@ -108,8 +108,8 @@ class SeasonalNaive(Forecaster):
         wide = np.hstack([np.full((len(wide), max(0, season + 1 - wide.shape[1])), np.nan), wide])
         self._has_season = (~np.isnan(wide)).sum(axis=1) >= season
         self._last_season, self._last_value = wide[:, -season:], wide[:, -1]
-        seasonal_band = _residual_band(wide[:, season:] - wide[:, :-season])
-        naive_band = _residual_band(wide[:, 1:] - wide[:, :-1])
+        seasonal_band = residual_band(wide[:, season:] - wide[:, :-season])
+        naive_band = residual_band(wide[:, 1:] - wide[:, :-1])
         self._band = [np.where(self._has_season, s, n) for s, n in zip(seasonal_band, naive_band, strict=True)]
 
     def _predict(self, horizon: int) -> pd.DataFrame:
@@ -143,7 +143,7 @@ class MovingAverage(Forecaster):
         by_period = pd.DataFrame(wide.T)
         self._level = by_period.iloc[-self.window :].mean().to_numpy()
         trailing = by_period.rolling(self.window, min_periods=1).mean().shift(1)
-        self._band = _residual_band((by_period - trailing).to_numpy().T)
+        self._band = residual_band((by_period - trailing).to_numpy().T)
 
     def _predict(self, horizon: int) -> pd.DataFrame:
         yhat = np.repeat(self._level[:, None], horizon, axis=1)

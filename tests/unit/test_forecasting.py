@@ -27,7 +27,6 @@ from ml.forecast import (
     rolling_origin_backtest,
     select_models,
 )
-from ml.forecast.lightgbm_model import _centre_band
 from ml.forecast.statistical import STATISTICAL_KINDS
 
 HORIZON = 8
@@ -200,22 +199,13 @@ def test_lightgbm_features_of_a_period_do_not_depend_on_that_periods_sales_or_pr
     pd.testing.assert_frame_equal(before, after)  # nothing of period 40 leaks into its own features
 
 
-def test_lightgbm_band_is_recentred_on_yhat_instead_of_collapsing_onto_it():
-    yhat = np.array([10.0, 50.0, 1.0, 5.0])
-    lower = np.array([6.0, 20.0, 4.0, 8.0])  # [6, 14] holds 10; [20, 30] sits below 50; [4, 8] above 1
-    upper = np.array([14.0, 30.0, 8.0, 3.0])  # the last pair crossed
-    low, high = _centre_band(yhat, lower, upper)
-    np.testing.assert_allclose(low, [6.0, 45.0, -1.0, 3.0])
-    np.testing.assert_allclose(high, [14.0, 55.0, 3.0, 8.0])
-    assert ((low <= yhat) & (yhat <= high)).all()  # finalize() then clips the -1 to 0
-
-
 def test_lightgbm_interval_stays_open_above_yhat_at_a_top_sellers_seasonal_peak():
     rng = np.random.default_rng(5)
     week = np.arange(104) % 52
     values = {f"P{i}": rng.poisson(4 + i, 104) for i in range(8)}
-    # A top seller with a sharp new-year peak: on the recursive path the Tweedie point model climbs it and the
-    # quantile models do not (without the re-centring, one forecast week had yhat_upper == yhat).
+    # A top seller with a sharp new-year peak: on the recursive path the Tweedie point model climbs it; the
+    # band (its in-sample errors around yhat) climbs with it (quantile models, fitted here once, did not:
+    # one forecast week had yhat_upper == yhat).
     values["P0"] = rng.poisson(40 * (1 + 2 * np.exp(-(week**2) / 8) + 2 * np.exp(-((week - 52) ** 2) / 8)))
     predicted = LightGBMGlobalForecaster("W", catalogue(values), n_jobs=1).fit(weekly_history(values)).predict(8)
     top = predicted[predicted["product_id"] == "P0"]
