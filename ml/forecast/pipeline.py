@@ -87,7 +87,7 @@ def default_models(
     models: list[Forecaster] = [SeasonalNaive(freq), moving_average, *other_windows, *statistical, lightgbm]
     members: list[Forecaster] = [lightgbm, moving_average]
     if prophet_top_n != 0:
-        prophet = ProphetForecaster(freq, top_n=prophet_top_n)
+        prophet = ProphetForecaster(freq, top_n=prophet_top_n, n_jobs=n_jobs)
         models.append(prophet)
         members.append(prophet)
     return [*models, EnsembleForecaster(members)]

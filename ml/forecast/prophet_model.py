@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pandas as pd
@@ -44,35 +46,43 @@ class ProphetForecaster(Forecaster):
     top_n limits it to the series with the largest total quantity in the fitted history (0.1-0.2 s to fit
     and 0.05 s to predict one series, so thousands of series x backtest origins add up); the others get
     no Prophet forecast and the remaining models cover them. Prophet's own 80% interval gives yhat_lower / yhat_upper.
+    Each fit optimises in a Stan child process (cmdstanpy), so `n_jobs` threads (None: every core this
+    process may use) fit that many series at once: 1.34 -> 0.72 s for 20 weekly series on 2 cores.
     """
 
     name = "prophet"
 
-    def __init__(self, freq: Freq = "W", top_n: int | None = None, uncertainty_samples: int = 200) -> None:
+    def __init__(
+        self, freq: Freq = "W", top_n: int | None = None, uncertainty_samples: int = 200, n_jobs: int | None = None
+    ) -> None:
         super().__init__(freq)
         self.top_n = top_n
         self.uncertainty_samples = uncertainty_samples
+        self.n_jobs = n_jobs
 
     def _fit(self, history: pd.DataFrame) -> None:
         volume = history.groupby("product_id")["quantity"].sum().sort_values(ascending=False, kind="stable")
         chosen = volume.index if self.top_n is None else volume.index[: self.top_n]
         series = history[history["product_id"].isin(chosen)]
-        with _quiet():
-            from prophet import Prophet  # imported lazily: slow, and only needed when Prophet runs
+        by_product = dict(list(series.groupby("product_id", sort=True)))
+        workers = max(1, min(self.n_jobs or len(os.sched_getaffinity(0)), len(by_product)))
+        with _quiet(), ThreadPoolExecutor(workers) as pool:
+            self._models = dict(zip(by_product, pool.map(self._fit_one, by_product.values()), strict=True))
 
-            self._models = {}
-            for product_id, frame in series.groupby("product_id", sort=True):
-                ds = frame["period_start"]
-                # Two years before a yearly cycle: one year cannot tell the season from the level (short history).
-                has_year = ds.max() - ds.min() >= pd.Timedelta(days=MIN_SEASONS * 365)
-                model = Prophet(
-                    yearly_seasonality=YEARLY_ORDER[self.freq] if has_year else False,
-                    weekly_seasonality=self.freq == "D",
-                    daily_seasonality=False,
-                    interval_width=UPPER_Q - LOWER_Q,
-                    uncertainty_samples=self.uncertainty_samples,
-                )
-                self._models[product_id] = model.fit(pd.DataFrame({"ds": ds, "y": frame["quantity"]}))
+    def _fit_one(self, frame: pd.DataFrame):
+        from prophet import Prophet  # imported lazily: slow, and only needed when Prophet runs
+
+        ds = frame["period_start"]
+        # Two years before a yearly cycle: one year cannot tell the season from the level (short history).
+        has_year = ds.max() - ds.min() >= pd.Timedelta(days=MIN_SEASONS * 365)
+        model = Prophet(
+            yearly_seasonality=YEARLY_ORDER[self.freq] if has_year else False,
+            weekly_seasonality=self.freq == "D",
+            daily_seasonality=False,
+            interval_width=UPPER_Q - LOWER_Q,
+            uncertainty_samples=self.uncertainty_samples,
+        )
+        return model.fit(pd.DataFrame({"ds": ds, "y": frame["quantity"]}))
 
     def _predict(self, horizon: int) -> pd.DataFrame:
         future = pd.DataFrame({"ds": self._future(horizon)})
