@@ -92,7 +92,7 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
     last = mean_4.errors["origin"].max()
     mean_4_mase = mean_4.errors[mean_4.errors["origin"] == last]["mase"].mean()
     is_last = mean_4.predictions["origin"] == last
-    quantiles = conformal_quantiles(mean_4.predictions[~is_last])  # calibrated on the earlier origins only
+    quantiles = conformal_quantiles(mean_4.predictions[~is_last])  # calibrated on the origin before the last
     mean_4_coverage = held_out_coverage(mean_4.predictions[is_last], quantiles).get(four_period_mean.name)
     held_out = result.held_out.set_index("model")
     print(

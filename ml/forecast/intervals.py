@@ -3,9 +3,14 @@
 A model's own band (in-sample residual spread, Prophet's sampled interval, LightGBM's quantile models)
 is nominally 80% but measured 58-84% in the backtest. Split conformal prediction replaces it by what the
 model actually missed by on windows it had not seen: per model, the 10th and 90th percentile of the
-scaled residuals (actual - yhat) / scale over the calibration windows, where scale is the series' MASE
-scale (its in-sample seasonal-naive MAE), so that one pair of quantiles fits slow movers and top sellers
-alike. The band for a forecast is yhat + q * scale, clipped at zero demand.
+scaled residuals (actual - yhat) / scale over its most recent calibration window, where scale is the
+series' MASE scale (its in-sample seasonal-naive MAE), so that one pair of quantiles fits slow movers and
+top sellers alike. The band for a forecast is yhat + q * scale, clipped at zero demand.
+
+Why the most recent window only: demand drifts, and errors with it. Pooled over every earlier origin, the
+demo's served band covered 74.5% of the held-out origin (every model 73.8-79.5%); calibrated on the origin
+just before it, 77.9% (76.1-82.2%). One origin still holds a residual per series and period (4,000 on the
+demo), enough for a 10th percentile.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ def _scale(values: pd.Series) -> pd.Series:
 
 
 def conformal_quantiles(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per model, the LOWER_Q and UPPER_Q quantiles of the scaled residuals in backtest `predictions`
-    (columns model, actual, yhat, scale as in Backtest.predictions)."""
+    """Per model, the LOWER_Q and UPPER_Q quantiles of the scaled residuals of its latest origin in backtest
+    `predictions` (columns model, origin, actual, yhat, scale as in Backtest.predictions)."""
     if predictions.empty:
         return pd.DataFrame(columns=QUANTILE_COLUMNS)
+    latest = predictions.groupby("model", sort=False)["origin"].transform("max")
+    predictions = predictions[predictions["origin"] == latest]
     residual = (predictions["actual"] - predictions["yhat"]) / _scale(predictions["scale"])
     grouped = residual.groupby(predictions["model"], sort=False)
     return (

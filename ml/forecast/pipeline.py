@@ -45,7 +45,7 @@ class ForecastResult:
     calendar: the periods the history spans and what was dropped (decide_calendar);
     held_out: one row per model and one for the served choice ("chosen"), scored on the last origin, which
     neither the choice nor the interval calibration saw: series, mase, coverage (conformal 80% band);
-    intervals: the conformal quantiles per model on every origin, applied to the served forecast;
+    intervals: the conformal quantiles per model on its latest origin, applied to the served forecast;
     model_params: each model's hyperparameters (Forecaster.hyperparameters), by model name."""
 
     forecast: pd.DataFrame
@@ -111,8 +111,8 @@ def forecast_demand(
     over n_origins rolling origins; 4. each demand class gets the model with the best mean MASE on the
     origins before the last (select_models; series under two seasons in their own classes, without
     seasonal copies, flagged short_history), and the last origin scores that choice and each model's
-    conformal interval calibrated on the earlier origins (held_out); 5. the chosen models are refit on all
-    the history, and their bands recalibrated on every origin. A chosen model that does not cover the
+    conformal interval calibrated on the origin before it (held_out); 5. the chosen models are refit on all
+    the history, and their bands recalibrated on the latest origin. A chosen model that does not cover the
     product in the final fit falls back to MovingAverage. Products whose first sale lies in a dropped
     trailing partial period forecast their daily run rate since that sale (model_name "run_rate", flagged
     thin, Poisson 80% interval).
@@ -196,7 +196,7 @@ def _split_last_origin(backtest: Backtest) -> tuple[Backtest, Backtest]:
 
 def _score_held_out(earlier: Backtest, last: Backtest, selection: pd.DataFrame) -> pd.DataFrame:
     """Per model and for the served choice: mean MASE over the last origin's series, and the coverage of the
-    conformal band calibrated on the earlier origins."""
+    conformal band calibrated on the origin before it (conformal_quantiles: each model's latest)."""
     errors = last.errors
     quantiles = conformal_quantiles(earlier.predictions)
     table = errors.groupby("model", sort=False).agg(series=("product_id", "nunique"), mase=("mase", "mean"))

@@ -36,7 +36,7 @@ def test_conformal_band_covers_about_80_percent_of_a_held_out_origin():
     calibration = pd.concat([backtest_rows(rng, origin) for origin in range(4)], ignore_index=True)
     held_out = backtest_rows(rng, 4)
     quantiles = conformal_quantiles(calibration)
-    assert quantiles.set_index("model").loc["m", "n_residuals"] == len(calibration)
+    assert quantiles.set_index("model").loc["m", "n_residuals"] == 300  # the latest origin's residuals
     assert held_out_coverage(held_out, quantiles)["m"] == pytest.approx(0.8, abs=0.06)
     own_band = ((held_out["actual"] >= held_out["yhat_lower"]) & (held_out["actual"] <= held_out["yhat_upper"])).mean()
     assert own_band < 0.2
@@ -51,6 +51,16 @@ def test_conformal_band_covers_about_80_percent_of_a_held_out_origin():
     assert inside.mean() == pytest.approx(held_out_coverage(held_out, quantiles)["m"])
     assert (served["yhat_lower"] >= 0).all() and (served["yhat_lower"] <= served["yhat"]).all()
     assert calibrate(predictions, "unknown", quantiles, held_out["scale"]) is predictions
+
+
+def test_the_band_follows_the_latest_origin_when_errors_drift():
+    rng = np.random.default_rng(1)
+    calm = pd.concat([backtest_rows(rng, origin) for origin in range(3)], ignore_index=True)
+    stormy = backtest_rows(rng, 3).assign(actual=lambda rows: rows["yhat"] + 3 * (rows["actual"] - rows["yhat"]))
+    quantiles = conformal_quantiles(pd.concat([calm, stormy], ignore_index=True)).set_index("model")
+    assert quantiles.loc["m", "q_upper"] == pytest.approx(
+        conformal_quantiles(stormy).set_index("model").loc["m", "q_upper"]
+    )
 
 
 def test_statistical_models_fit_a_season_only_with_two_seasons_of_history():
