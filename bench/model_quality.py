@@ -10,8 +10,12 @@ the served choice, the stronger popularity and EASE. Forecaster: MASE on the hel
 model, the served choice, seasonal naive and a 4-period mean, with the empirical coverage of each one's
 conformal 80% band on that origin (calibrated on the earlier origins only).
 
+Public data: eurostat_elec_equip, a monthly series statsmodels ships in its wheel (nothing is downloaded),
+gets the forecaster row; no installed package ships a public retail clickstream or a multi-product sales log.
+
 Usage:
-  .venv/bin/python bench/model_quality.py [--profiles long_history monthly_export ... demo] [--demo-home HOME]
+  .venv/bin/python bench/model_quality.py [--profiles long_history monthly_export ... demo eurostat_elec_equip]
+      [--demo-home HOME]
 """
 
 from __future__ import annotations
@@ -79,10 +83,42 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
     ease = table.loc["ease", "ndcg@10"] if "ease" in table.index else float("nan")
     print(f"| {name} | {recommender.key} | {served:.4f} | {baseline:.4f} ({recommender.baseline}) | {ease:.4f} |")
     print("counts:", recommender.counts, flush=True)
-
-    started = time.perf_counter()
     daily = warehouse.query("SELECT * FROM marts.fct_sales_daily")
     products = warehouse.query("SELECT * FROM marts.dim_products")
+    report_forecaster(name, daily, products, freq, horizon, prophet_top_n)
+
+
+def eurostat_elec_equip() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A public monthly series that ships inside an installed wheel (statsmodels.datasets, nothing downloaded):
+    Eurostat's euro-area turnover index of electrical equipment manufacturing, 1995-01 .. 2016-05, not
+    seasonally adjusted, as an export of one product stamped on each month's first day (fct_sales_daily's
+    columns)."""
+    from statsmodels.datasets import elec_equip
+
+    series = elec_equip.load().data.iloc[:, 0]
+    daily = pd.DataFrame(
+        {
+            "product_id": "EU-ELEC-EQUIP",
+            "sales_date": series.index.date,
+            "quantity": series.to_numpy(dtype=float),
+            "revenue": series.to_numpy(dtype=float),
+            "n_orders": 1,
+            "avg_unit_price": 1.0,
+        }
+    )
+    products = pd.DataFrame(
+        {"product_id": ["EU-ELEC-EQUIP"], "category": ["electrical"], "price": [1.0], "stock_on_hand": [float("nan")]}
+    )
+    return daily, products
+
+
+PUBLIC = {"eurostat_elec_equip": (eurostat_elec_equip, "M", 12)}
+
+
+def report_forecaster(
+    name: str, daily: pd.DataFrame, products: pd.DataFrame, freq: str, horizon: int, prophet_top_n: int
+) -> None:
+    started = time.perf_counter()
     forecaster = train_forecaster(daily, products, freq, horizon, prophet_top_n)
     result = forecaster.result
     seconds = time.perf_counter() - started
@@ -115,13 +151,19 @@ def report(name: str, settings: Settings, prophet_top_n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profiles", nargs="*", default=[*PROFILES, "demo"], choices=[*PROFILES, "demo"])
+    choices = [*PROFILES, "demo", *PUBLIC]
+    parser.add_argument("--profiles", nargs="*", default=choices, choices=choices)
     parser.add_argument("--demo-home", help="OPTIMUM_HOME of an already materialized demo world (else: built)")
     parser.add_argument("--prophet-top-n", type=int, default=20)
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     with tempfile.TemporaryDirectory(prefix="optimum-profiles-") as root:
         for profile in args.profiles:
+            if profile in PUBLIC:  # a forecaster row only: no interactions come with it
+                load, freq, horizon = PUBLIC[profile]
+                print(f"\n## {profile}")
+                report_forecaster(profile, *load(), freq, horizon, args.prophet_top_n)
+                continue
             started = time.perf_counter()
             if profile == "demo" and args.demo_home:
                 settings = Settings(home=Path(args.demo_home))
