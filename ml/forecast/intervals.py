@@ -1,6 +1,6 @@
 """Conformal 80% intervals from backtest residuals, one calibration per model.
 
-A model's own band (in-sample residual spread, Prophet's sampled interval, LightGBM's quantile models)
+A model's own band (in-sample residual spread, Prophet's sampled interval; LightGBM's quantile models once)
 is nominally 80% but measured 58-84% in the backtest. Split conformal prediction replaces it by what the
 model actually missed by on windows it had not seen: per model, the 10th and 90th percentile of the
 scaled residuals (actual - yhat) / scale over its most recent calibration window, where scale is the
