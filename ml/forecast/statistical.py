@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ml.forecast.models import PREDICTION_COLUMNS, Forecaster, finalize
+from ml.forecast.models import Forecaster, finalize
 from ml.forecast.series import PERIOD_FREQ, SEASON_LENGTH, Freq, quantity_matrix
 
 SEASONAL_KINDS = ("autoarima", "autoets", "autotheta")
@@ -202,8 +202,7 @@ class StatisticalForecaster(Forecaster):
         if len(rest):
             for origin, predicted in super().backtest(rest, origins, horizon).items():
                 out[origin].append(predicted)
-        nothing = finalize(pd.DataFrame(columns=PREDICTION_COLUMNS))  # no series of the classes it is for
-        return {origin: pd.concat(frames, ignore_index=True) if frames else nothing for origin, frames in out.items()}
+        return {origin: pd.concat(frames, ignore_index=True) for origin, frames in out.items()}
 
 
 def _rows(predicted: pd.DataFrame) -> pd.DataFrame:
