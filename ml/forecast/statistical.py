@@ -41,10 +41,6 @@ ARIMA_MAX_SERIES = 200
 # the machine code on disk only when asked: ask, so only the first process after an install pays it.
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
 MIN_PERIODS = 10  # below this a series gets its historic mean instead of a model fit
-# A series is fitted once in the backtest when its history before the first origin is at least this many
-# times the periods the origins add (n_origins x horizon): the last origin then sees at most half as much
-# again as the fit did (StatisticalForecaster.backtest).
-SETTLED_HISTORY = 2
 MIN_SEASONS = 2  # full seasons of history a series needs before a model may fit a seasonal component
 
 
@@ -166,27 +162,22 @@ class StatisticalForecaster(Forecaster):
     def backtest(
         self, series: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int
     ) -> dict[pd.Timestamp, pd.DataFrame]:
-        """The seasonal kinds fit a series with a SETTLED_HISTORY before the first origin once, there, and at
-        the later origins only update it with the actuals since (statsforecast's cross-validation with
-        refit=False, each model's `forward`): a third of the order searches, which are most of the
-        forecaster's time. The structure (seasonal or not, ARIMA orders, ETS components) is then the first
-        origin's, fitted on at least two thirds of the data the last origin sees. Shorter series, whose
-        later origins add much of their history (refitting them changed AutoARIMA's held-out MASE on the
-        monthly export from 2.56 to 0.84), and the intermittent kinds (closed-form, cheap), are refit at
-        every origin."""
+        """The seasonal kinds fit each series once, on the history before the first origin, and at the later
+        origins only update it with the actuals since (statsforecast's cross-validation with refit=False,
+        each model's `forward`): a third of the order searches, which are most of the forecaster's time.
+        The structure (seasonal or not, ARIMA orders, ETS components) is the first origin's, a handicap
+        the final fit on all the history does not have. Series too short to fit at the first origin, and
+        the intermittent kinds (closed-form, cheap), are refit at every origin."""
         if self.kind not in SEASONAL_KINDS:
             return super().backtest(series, origins, horizon)
         if self.product_ids is not None:
             series = series[series["product_id"].isin(self.product_ids)]
         self.fit(series[series["period_start"] < origins[0]])  # each series' group, as of the first origin
-        settled = (~np.isnan(self._wide)).sum(axis=1) >= SETTLED_HISTORY * len(origins) * horizon
         ids, periods, wide = quantity_matrix(series)
         out: dict[pd.Timestamp, list[pd.DataFrame]] = {origin: [] for origin in origins}
         fitted: list[str] = []
         for mask, season_length in self._groups():
-            group = ids.isin(self._ids[mask & settled])
-            if not group.any():
-                continue
+            group = ids.isin(self._ids[mask])
             fitted += list(ids[group])
             engine = self._engine(season_length, int(group.sum()))
             long = self._long(ids[group], wide[group], periods)
