@@ -8,10 +8,6 @@ Short history: a series with fewer than two seasons of periods cannot identify a
 seasonal ARIMA or ETS needs at least two cycles to tell the season from the level), so the seasonal models
 fit such series with season_length 1 (non-seasonal); `seasonal_ids` says which series got a season.
 Intervals are left to the pipeline's conformal calibration on backtest residuals (ml.forecast.intervals).
-
-Cost: the order and component searches of AutoARIMA, AutoETS and AutoTheta are most of the forecaster's
-time, so they run over the cores and, in the backtest, once per series rather than once per origin
-(StatisticalForecaster.backtest); BENCHMARKS.md "Forecaster speed" has the measurements.
 """
 
 from __future__ import annotations

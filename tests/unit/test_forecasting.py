@@ -518,22 +518,3 @@ def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts
     alone = StatisticalForecaster("W", "autotheta", n_jobs=1).fit(history).predict(4)
     spread = StatisticalForecaster("W", "autotheta", n_jobs=2).fit(history).predict(4)  # two worker processes
     pd.testing.assert_frame_equal(spread, alone)
-
-
-def test_seasonal_statistical_backtest_fits_at_the_first_origin_and_updates_after_it():
-    from ml.forecast.statistical import MIN_PERIODS, StatisticalForecaster
-
-    rng = np.random.default_rng(9)
-    values = {f"S{i}": rng.poisson(10.0 + i, 60) for i in range(4)}
-    values["NEW"] = np.r_[np.full(60 - 3 * 4 - MIN_PERIODS + 2, np.nan), rng.poisson(6.0, 3 * 4 + MIN_PERIODS - 2)]
-    history = weekly_history(values).dropna(subset=["quantity"])  # NEW starts 8 weeks before the first origin
-    periods = np.sort(history["period_start"].unique())
-    origins = [pd.Timestamp(periods[len(periods) - back * 4]) for back in (3, 2, 1)]
-    forecasts = StatisticalForecaster("W", "autoets", n_jobs=1).backtest(history, origins, 4)
-    for origin in origins:
-        assert set(forecasts[origin]["product_id"]) == set(values), "every series at every origin"
-        assert forecasts[origin]["period_start"].min() == origin
-    first = StatisticalForecaster("W", "autoets", n_jobs=1).fit(history[history["period_start"] < origins[0]])
-    expected = first.predict(4).set_index(["product_id", "period_start"])["yhat"]
-    got = forecasts[origins[0]].set_index(["product_id", "period_start"])["yhat"]
-    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_exact=False, rtol=1e-6)
