@@ -59,23 +59,6 @@ def fit_predict(models: Sequence[Forecaster], history: pd.DataFrame, horizon: in
     return {name: out[name] for name in names}
 
 
-def origin_forecasts(
-    models: Sequence[Forecaster], series: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int
-) -> dict[str, dict[pd.Timestamp, pd.DataFrame]]:
-    """Each model's forecasts from every origin (Forecaster.backtest); an ensemble whose members are all in
-    `models` combines their forecasts instead of fitting them a second time."""
-    names = [model.name for model in models]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
-    out: dict[str, dict[pd.Timestamp, pd.DataFrame]] = {}
-    for model in sorted(models, key=lambda m: isinstance(m, EnsembleForecaster)):  # members first
-        if isinstance(model, EnsembleForecaster) and all(m.name in out and m in models for m in model.members):
-            out[model.name] = {o: model.combine([out[m.name][o] for m in model.members]) for o in origins}
-        else:
-            out[model.name] = model.backtest(series, origins, horizon)
-    return {name: out[name] for name in names}
-
-
 def mase_scale(history: pd.DataFrame, freq: Freq) -> pd.Series:
     """In-sample MAE of the seasonal naive forecast per product (lag-1 naive below a season + 1)."""
     ids, _, wide = quantity_matrix(history)
@@ -89,26 +72,23 @@ def mase_scale(history: pd.DataFrame, freq: Freq) -> pd.Series:
 def rolling_origin_backtest(
     series: pd.DataFrame, models: Sequence[Forecaster], n_origins: int = 3, horizon: int = 8, freq: Freq = "W"
 ) -> Backtest:
-    """Forecast from n_origins cut-offs stepping back `horizon` periods at a time from the end, each model
-    fitted on the history before the cut-off (Forecaster.backtest), and score each on the following
-    `horizon` periods (non-overlapping windows covering the last n_origins * horizon periods). Series that
-    have not started by a cut-off sit that origin out."""
+    """Refit every model at n_origins cut-offs stepping back `horizon` periods at a time from the end and
+    score each on the following `horizon` periods (non-overlapping windows covering the last
+    n_origins * horizon periods). Series that have not started by a cut-off sit that origin out."""
     check_freq(freq)
     periods = np.sort(series["period_start"].unique())
     if len(periods) < n_origins * horizon + 1:
         raise ValueError(f"{len(periods)} periods cannot hold {n_origins} origins of {horizon} plus training data")
-    cuts = [len(periods) - back * horizon for back in range(n_origins, 0, -1)]  # first forecast periods
-    origins = [pd.Timestamp(periods[cut]) for cut in cuts]  # oldest first
-    forecasts = origin_forecasts(models, series, origins, horizon)
     frames = []
-    for cut, origin in zip(cuts, origins, strict=True):
-        train = series[series["period_start"] < origin]
+    for back in range(n_origins, 0, -1):  # oldest origin first
+        cut = len(periods) - back * horizon  # index of the first forecast period
+        train = series[series["period_start"] < periods[cut]]
         window = periods[cut : cut + horizon]
         actual = series[series["period_start"].isin(window)][["product_id", "period_start", "quantity"]]
         scale = mase_scale(train, freq)
-        for name, by_origin in forecasts.items():
-            scored = by_origin[origin].merge(actual, on=["product_id", "period_start"], how="inner")
-            scored["model"], scored["origin"] = name, origin
+        for name, predicted in fit_predict(models, train, horizon).items():
+            scored = predicted.merge(actual, on=["product_id", "period_start"], how="inner")
+            scored["model"], scored["origin"] = name, periods[cut]
             scored["step"] = np.searchsorted(window, scored["period_start"].to_numpy()) + 1
             scored["scale"] = scored["product_id"].map(scale).to_numpy()
             frames.append(scored)

@@ -51,13 +51,6 @@ class Forecaster(ABC):
             raise RuntimeError(f"{type(self).__name__} must be fit before predict")
         return finalize(self._predict(horizon))
 
-    def backtest(
-        self, series: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int
-    ) -> dict[pd.Timestamp, pd.DataFrame]:
-        """Forecasts of `horizon` periods from each origin, refit on the history before it: what the rolling-
-        origin backtest scores. A model may update instead of refitting (StatisticalForecaster)."""
-        return {origin: self.fit(series[series["period_start"] < origin]).predict(horizon) for origin in origins}
-
     def _future(self, horizon: int) -> pd.DatetimeIndex:
         return next_periods(self._last_period, horizon, self.freq)
 

@@ -13,12 +13,11 @@ Intervals are left to the pipeline's conformal calibration on backtest residuals
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ml.forecast.models import Forecaster, finalize
+from ml.forecast.models import Forecaster
 from ml.forecast.series import PERIOD_FREQ, SEASON_LENGTH, Freq, quantity_matrix
 
 SEASONAL_KINDS = ("autoarima", "autoets", "autotheta")
@@ -106,103 +105,49 @@ class StatisticalForecaster(Forecaster):
         length = (~np.isnan(self._wide)).sum(axis=1)
         return self._ids[length >= MIN_SEASONS * SEASON_LENGTH[self.freq]]
 
-    def _groups(self) -> list[tuple[np.ndarray, int]]:
-        """(series mask, season length) of the fitted series a model fits: the seasonal ones, then the rest
-        with season length 1; series under MIN_PERIODS are in neither (they get their mean)."""
-        length = (~np.isnan(self._wide)).sum(axis=1)
-        fits = length >= MIN_PERIODS  # AutoETS refuses "tiny datasets"
-        seasonal = self._ids.isin(self.seasonal_ids()) & fits
-        groups = [(seasonal, SEASON_LENGTH[self.freq]), (~seasonal & fits, 1)]
-        return [(mask, season_length) for mask, season_length in groups if mask.any()]
-
-    def _engine(self, season_length: int, n_series: int):
+    def _predict(self, horizon: int) -> pd.DataFrame:
         from statsforecast import StatsForecast
 
-        model = _model(self.kind, season_length, high_frequency=SEASON_LENGTH[self.freq] > 12)
-        return StatsForecast(models=[model], freq=PERIOD_FREQ[self.freq], n_jobs=self._workers(n_series))
-
-    @staticmethod
-    def _long(ids: pd.Index, wide: np.ndarray, periods: pd.DatetimeIndex) -> pd.DataFrame:
-        """statsforecast's long frame (unique_id, ds, y) of the rows of `wide`, each from its first period."""
-        started = ~np.isnan(wide)
-        return pd.DataFrame(
-            {
-                "unique_id": np.repeat(ids.to_numpy(), started.sum(axis=1)),
-                "ds": np.tile(periods.to_numpy(), len(wide))[started.ravel()],
-                "y": wide[started],
-            }
-        )
-
-    def _predict(self, horizon: int) -> pd.DataFrame:
-        tiny = (~np.isnan(self._wide)).sum(axis=1) < MIN_PERIODS
+        seasonal = self._ids.isin(self.seasonal_ids())
+        length = (~np.isnan(self._wide)).sum(axis=1)
+        tiny = length < MIN_PERIODS  # AutoETS refuses "tiny datasets": such a series gets its mean, as it would
         future = self._future(horizon)
-        means = np.repeat(np.nanmean(self._wide[tiny], axis=1) if tiny.any() else np.empty(0), horizon)
+        means = np.nanmean(self._wide[tiny], axis=1) if tiny.any() else np.empty(0)
         frames = [
             pd.DataFrame(
                 {
                     "product_id": np.repeat(self._ids[tiny].to_numpy(), horizon),
                     "period_start": np.tile(future.to_numpy(), int(tiny.sum())),
-                    "yhat": means,
-                    "yhat_lower": means,
-                    "yhat_upper": means,
+                    "yhat": np.repeat(means, horizon),
                 }
             )
         ]
-        for mask, season_length in self._groups():
-            engine = self._engine(season_length, int(mask.sum()))
+        seasonal &= ~tiny
+        for group, season_length in ((seasonal, SEASON_LENGTH[self.freq]), (~seasonal & ~tiny, 1)):
+            if not group.any():
+                continue
+            wide = self._wide[group]
+            started = ~np.isnan(wide)
+            long = pd.DataFrame(
+                {
+                    "unique_id": np.repeat(self._ids[group].to_numpy(), started.sum(axis=1)),
+                    "ds": np.tile(self._periods.to_numpy(), len(wide))[started.ravel()],
+                    "y": wide[started],
+                }
+            )
+            model = _model(self.kind, season_length, high_frequency=SEASON_LENGTH[self.freq] > 12)
+            engine = StatsForecast(models=[model], freq=PERIOD_FREQ[self.freq], n_jobs=self._workers(len(wide)))
+            predicted = engine.forecast(df=long, h=horizon)
+            value = predicted.columns[-1]  # the model's alias
             frames.append(
-                _rows(engine.forecast(df=self._long(self._ids[mask], self._wide[mask], self._periods), h=horizon))
+                pd.DataFrame(
+                    {
+                        "product_id": predicted["unique_id"].to_numpy(),
+                        "period_start": predicted["ds"].to_numpy(),
+                        "yhat": predicted[value].to_numpy(dtype=float),
+                    }
+                )
             )
-        return pd.concat(frames, ignore_index=True)
-
-    def backtest(
-        self, series: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int
-    ) -> dict[pd.Timestamp, pd.DataFrame]:
-        """The seasonal kinds fit each series once, on the history before the first origin, and at the later
-        origins only update it with the actuals since (statsforecast's cross-validation with refit=False,
-        each model's `forward`): a third of the order searches, which are most of the forecaster's time.
-        The structure (seasonal or not, ARIMA orders, ETS components) is the first origin's, a handicap
-        the final fit on all the history does not have. Series too short to fit at the first origin, and
-        the intermittent kinds (closed-form, cheap), are refit at every origin."""
-        if self.kind not in SEASONAL_KINDS:
-            return super().backtest(series, origins, horizon)
-        if self.product_ids is not None:
-            series = series[series["product_id"].isin(self.product_ids)]
-        self.fit(series[series["period_start"] < origins[0]])  # each series' group, as of the first origin
-        ids, periods, wide = quantity_matrix(series)
-        out: dict[pd.Timestamp, list[pd.DataFrame]] = {origin: [] for origin in origins}
-        fitted: list[str] = []
-        for mask, season_length in self._groups():
-            group = ids.isin(self._ids[mask])
-            fitted += list(ids[group])
-            engine = self._engine(season_length, int(group.sum()))
-            long = self._long(ids[group], wide[group], periods)
-            windows = engine.cross_validation(
-                df=long, h=horizon, n_windows=len(origins), step_size=horizon, refit=False
-            )
-            cutoffs = np.sort(windows["cutoff"].unique())
-            if len(cutoffs) != len(origins):
-                raise RuntimeError(f"statsforecast returned {len(cutoffs)} windows for {len(origins)} origins")
-            for cutoff, origin in zip(cutoffs, origins, strict=True):
-                out[origin].append(finalize(_rows(windows[windows["cutoff"] == cutoff].drop(columns=["cutoff", "y"]))))
-        rest = series[~series["product_id"].isin(fitted)]
-        if len(rest):
-            for origin, predicted in super().backtest(rest, origins, horizon).items():
-                out[origin].append(predicted)
-        return {origin: pd.concat(frames, ignore_index=True) for origin, frames in out.items()}
-
-
-def _rows(predicted: pd.DataFrame) -> pd.DataFrame:
-    """statsforecast's output (unique_id, ds, then the model's column) as prediction rows, band-free: the
-    pipeline's conformal calibration gives the interval."""
-    yhat = predicted[predicted.columns[-1]].to_numpy(dtype=float)  # the model's alias
-    yhat = np.nan_to_num(yhat, nan=0.0)
-    return pd.DataFrame(
-        {
-            "product_id": predicted["unique_id"].to_numpy(),
-            "period_start": predicted["ds"].to_numpy(),
-            "yhat": yhat,
-            "yhat_lower": yhat,
-            "yhat_upper": yhat,
-        }
-    )
+        out = pd.concat(frames, ignore_index=True)
+        out["yhat"] = out["yhat"].fillna(0.0)
+        return out.assign(yhat_lower=out["yhat"], yhat_upper=out["yhat"])
