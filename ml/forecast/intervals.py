@@ -8,9 +8,9 @@ series' MASE scale (its in-sample seasonal-naive MAE), so that one pair of quant
 top sellers alike. The band for a forecast is yhat + q * scale, clipped at zero demand.
 
 Why the most recent window only: demand drifts, and errors with it. Pooled over every earlier origin, the
-demo's served band covered 74.5% of the held-out origin (every model 73.8-79.5%); calibrated on the origin
-just before it, 77.9% (76.1-82.2%). One origin still holds a residual per series and period (4,000 on the
-demo), enough for a 10th percentile.
+demo's served band covered 74.8% of the held-out origin (every model 73.4-79.5%); calibrated on the origin
+just before it, 78.0% (76.3-82.2%; BENCHMARKS.md). One origin still holds a residual per series and period
+(about 4,000 on the demo), enough for a 10th percentile.
 """
 
 from __future__ import annotations
