@@ -9,6 +9,7 @@ percentile) for every model, and predict() guarantees 0 <= yhat_lower <= yhat <=
 from __future__ import annotations
 
 import inspect
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -59,6 +60,11 @@ class Forecaster(ABC):
 
     @abstractmethod
     def _predict(self, horizon: int) -> pd.DataFrame: ...
+
+
+def usable_cores(n_jobs: int | None) -> int:
+    """n_jobs, or (None) the cores this process may run on: its CPU affinity, not the machine's count."""
+    return n_jobs or len(os.sched_getaffinity(0))
 
 
 def finalize(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +10,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from ml.forecast.models import LOWER_Q, PREDICTION_COLUMNS, UPPER_Q, Forecaster
+from ml.forecast.models import LOWER_Q, PREDICTION_COLUMNS, UPPER_Q, Forecaster, usable_cores
 from ml.forecast.series import Freq
 from ml.forecast.statistical import MIN_SEASONS
 
@@ -65,7 +64,7 @@ class ProphetForecaster(Forecaster):
         chosen = volume.index if self.top_n is None else volume.index[: self.top_n]
         series = history[history["product_id"].isin(chosen)]
         by_product = dict(list(series.groupby("product_id", sort=True)))
-        workers = max(1, min(self.n_jobs or len(os.sched_getaffinity(0)), len(by_product)))
+        workers = max(1, min(usable_cores(self.n_jobs), len(by_product)))
         with _quiet(), ThreadPoolExecutor(workers) as pool:
             self._models = dict(zip(by_product, pool.map(self._fit_one, by_product.values()), strict=True))
 

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ml.forecast.models import Forecaster
+from ml.forecast.models import Forecaster, usable_cores
 from ml.forecast.series import PERIOD_FREQ, SEASON_LENGTH, Freq, quantity_matrix
 
 SEASONAL_KINDS = ("autoarima", "autoets", "autotheta")
@@ -95,8 +95,7 @@ class StatisticalForecaster(Forecaster):
     def _workers(self, n_series: int) -> int:
         if self.kind not in SEASONAL_KINDS:
             return 1
-        cores = self.n_jobs or len(os.sched_getaffinity(0))
-        return max(1, min(cores, n_series // SERIES_PER_WORKER))
+        return max(1, min(usable_cores(self.n_jobs), n_series // SERIES_PER_WORKER))
 
     def seasonal_ids(self) -> pd.Index:
         """Series fitted with a seasonal component: seasonal kinds, and two full seasons of history."""
