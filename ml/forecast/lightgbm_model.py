@@ -40,7 +40,7 @@ class LightGBMGlobalForecaster(Forecaster):
     The point model is Tweedie (mean of a zero-heavy, right-skewed count; predictions stay positive).
     Its own band is the spread of each product's in-sample one-step errors, like the local baselines':
     the forecaster serves the conformal band calibrated on backtest errors instead (ml.forecast.intervals),
-    which made the two quantile models fitted here before (two thirds of the fit time) pure cost. n_jobs
+    which made the two quantile models fitted here before (two of every three boosters) pure cost. n_jobs
     caps LightGBM's threads (None: its default, every core), worth setting on a busy shared machine.
     """
 

@@ -39,7 +39,8 @@ MIN_PERIODS = 10  # below this a series gets its historic mean instead of a mode
 MIN_SEASONS = 2  # full seasons of history a series needs before a model may fit a seasonal component
 
 
-# The seasonal kinds search and optimise per series (AutoARIMA ~80 ms a weekly series, AutoETS ~35 ms) and
+# The seasonal kinds search and optimise per series (AutoARIMA ~50 ms a weekly series, AutoETS ~35 ms on one
+# core: bench/forecaster_models.py) and
 # are spread over the cores; the intermittent ones are closed-form smoothers, faster than a worker's start.
 # A worker pays a fork and the pickling of its series: below this many series per worker it does not pay.
 SERIES_PER_WORKER = 50
@@ -51,7 +52,7 @@ def _model(kind: str, season_length: int, high_frequency: bool = False):
     match kind:
         case "autoarima":
             # R's auto.arima approximates the likelihood during the order search for high-frequency data
-            # (more than 12 periods a year); statsforecast does not by default. It cuts the search by 40%.
+            # (more than 12 periods a year); statsforecast does not by default.
             return models.AutoARIMA(season_length=season_length, approximation=high_frequency)
         case "autoets":
             return models.AutoETS(season_length=season_length)
