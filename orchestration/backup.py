@@ -84,7 +84,12 @@ class Sources:
             databases=databases,
             duckdb=settings.duckdb_path if settings.target is Target.DUCKDB else None,
             folders=folders,
-            skip=(settings.duckdb_path, settings.backup_dir, dagster_home(settings) / "dagster.yaml"),
+            skip=(
+                settings.duckdb_path,
+                settings.backup_dir,
+                dagster_home(settings) / "dagster.yaml",
+                dagster_home(settings) / "schema.lock",  # use_dagster_home's lock file: no state
+            ),
         )
 
 

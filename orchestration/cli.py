@@ -54,12 +54,23 @@ run_monitoring:
 
 
 def use_dagster_home(settings: Settings) -> None:
-    """Embedded mode keeps Dagster's run history in SQLite under OPTIMUM_HOME (production: infra/dagster.yaml)."""
+    """Embedded mode keeps Dagster's run history in SQLite under OPTIMUM_HOME (production: infra/dagster.yaml).
+
+    The instance's SQLite schema is created here, one process at a time: two `optimum` commands started
+    together on a fresh state (a run and the UI, or a run and a test that watches it) would otherwise both
+    stamp it and one would fail (UNIQUE constraint failed: alembic_version).
+    """
+    import dagster as dg
+
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    config = settings.dagster_home / "dagster.yaml"
-    if not config.exists() or "nux:" not in config.read_text():  # missing, or written by an older optimum
-        config.write_text(EMBEDDED_DAGSTER_YAML)
+    with open(settings.dagster_home / "schema.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or by the kernel if this process dies
+        config = settings.dagster_home / "dagster.yaml"
+        if not config.exists() or "nux:" not in config.read_text():  # missing, or written by an older optimum
+            config.write_text(EMBEDDED_DAGSTER_YAML)
+        with dg.DagsterInstance.get():
+            pass  # opening it creates or upgrades the storage
 
 
 class StateBusy(RuntimeError):

@@ -88,9 +88,7 @@ def test_a_killed_run_is_failed_and_frees_its_pool_slot(tmp_path, small_demo, mo
     settings = settings_for(tmp_path, small_demo.out_dir / "landing")
     env = os.environ | {"OPTIMUM_HOME": str(settings.home), "OPTIMUM_LANDING_DIR": str(settings.landing_dir)}
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
-    # The instance exists before the run starts, so this test's polling never races the run's schema creation.
-    use_dagster_home(settings)
-    dg.DagsterInstance.get().dispose()
+    use_dagster_home(settings)  # creates the schema under the lock every optimum command takes, as the run will
     run = subprocess.Popen([OPTIMUM, "run", "--job", "ingest_and_warehouse"], env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
