@@ -68,8 +68,9 @@ def test_statistical_models_fit_a_season_only_with_two_seasons_of_history():
     seasonal = 20 + 10 * np.sin(2 * np.pi * weeks / 52)
     late_start = str((pd.Timestamp("1994-01-03") + pd.Timedelta(weeks=100)).date())  # both end on one week
     history = pd.concat([weekly_history({"LONG": seasonal}), weekly_history({"SHORT": seasonal[-60:]}, late_start)])
-    model = StatisticalForecaster("W", "autoets").fit(history)
+    model = StatisticalForecaster("W", "autotheta").fit(history)
     assert list(model.seasonal_ids()) == ["LONG"]
+    assert list(StatisticalForecaster("W", "autoets").fit(history).seasonal_ids()) == []  # 52 > ETS_MAX_SEASON
     predicted = model.predict(8)
     assert predicted.groupby("product_id").size().to_dict() == {"LONG": 8, "SHORT": 8}
     croston = StatisticalForecaster("W", "croston_sba", product_ids=pd.Index(["SHORT"])).fit(history)

@@ -518,3 +518,29 @@ def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts
     alone = StatisticalForecaster("W", "autotheta", n_jobs=1).fit(history).predict(4)
     spread = StatisticalForecaster("W", "autotheta", n_jobs=2).fit(history).predict(4)  # two worker processes
     pd.testing.assert_frame_equal(spread, alone)
+
+
+def test_autoarima_searches_each_series_once_and_refits_that_order_until_it_grew_a_season():
+    from ml.forecast.statistical import SERIES_PER_WORKER, StatisticalForecaster
+
+    rng = np.random.default_rng(7)
+    level = np.zeros((2 * SERIES_PER_WORKER, 100))  # enough series for two worker processes
+    for t in range(1, level.shape[1]):
+        level[:, t] = 0.6 * level[:, t - 1] + rng.normal(0, 3, len(level))  # AR(1) around 40
+    everything = weekly_history({f"S{i}": np.round(40 + row) for i, row in enumerate(level)})
+    weeks = np.sort(everything["period_start"].unique())
+    model = StatisticalForecaster("W", "autoarima", n_jobs=2)
+    model.fit(everything[everything["period_start"] <= weeks[47]]).predict(8)  # 48 weeks: searched
+    orders = model.arima_orders
+    assert set(orders) == {(f"S{i}", 1) for i in range(len(level))}  # under two seasons: non-seasonal
+    history = everything[everything["period_start"] <= weeks[59]]
+    refit = model.fit(history).predict(8)  # 12 weeks more: the same orders, coefficients re-estimated
+    assert model.arima_orders == orders
+    for product, series in history.groupby("product_id"):
+        expected = orders[(product, 1)].model().forecast(y=series["quantity"].to_numpy(), h=8)["mean"]
+        served = refit[refit["product_id"] == product]["yhat"].to_numpy()
+        np.testing.assert_allclose(served, np.clip(expected, 0, None), rtol=1e-6, err_msg=product)
+    grown = everything[everything["product_id"].isin(["S0", "S1", "S2"])]  # 100 weeks: 52 more than searched
+    fresh = StatisticalForecaster("W", "autoarima").fit(grown).predict(8)
+    again = model.fit(grown).predict(8).sort_values(["product_id", "period_start"], ignore_index=True)
+    pd.testing.assert_frame_equal(again, fresh.sort_values(["product_id", "period_start"], ignore_index=True))
