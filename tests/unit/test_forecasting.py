@@ -520,7 +520,7 @@ def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts
     pd.testing.assert_frame_equal(spread, alone)
 
 
-def test_autoarima_searches_each_series_once_and_refits_that_order_until_it_grew_a_season():
+def test_autoarima_refits_an_order_searched_on_a_season_until_the_history_outgrew_the_search():
     from ml.forecast.statistical import SERIES_PER_WORKER, StatisticalForecaster
 
     rng = np.random.default_rng(7)
@@ -530,17 +530,20 @@ def test_autoarima_searches_each_series_once_and_refits_that_order_until_it_grew
     everything = weekly_history({f"S{i}": np.round(40 + row) for i, row in enumerate(level)})
     weeks = np.sort(everything["period_start"].unique())
     model = StatisticalForecaster("W", "autoarima", n_jobs=2)
-    model.fit(everything[everything["period_start"] <= weeks[47]]).predict(8)  # 48 weeks: searched
+    model.fit(everything[everything["period_start"] <= weeks[59]]).predict(8)  # 60 weeks: searched
     orders = model.arima_orders
     assert set(orders) == {(f"S{i}", 1) for i in range(len(level))}  # under two seasons: non-seasonal
-    history = everything[everything["period_start"] <= weeks[59]]
-    refit = model.fit(history).predict(8)  # 12 weeks more: the same orders, coefficients re-estimated
+    history = everything[everything["period_start"] <= weeks[69]]
+    refit = model.fit(history).predict(8)  # 10 weeks (17%) more: the same orders, coefficients re-estimated
     assert model.arima_orders == orders
     for product, series in history.groupby("product_id"):
         expected = orders[(product, 1)].model().forecast(y=series["quantity"].to_numpy(), h=8)["mean"]
         served = refit[refit["product_id"] == product]["yhat"].to_numpy()
         np.testing.assert_allclose(served, np.clip(expected, 0, None), rtol=1e-6, err_msg=product)
-    grown = everything[everything["product_id"].isin(["S0", "S1", "S2"])]  # 100 weeks: 52 more than searched
-    fresh = StatisticalForecaster("W", "autoarima").fit(grown).predict(8)
-    again = model.fit(grown).predict(8).sort_values(["product_id", "period_start"], ignore_index=True)
-    pd.testing.assert_frame_equal(again, fresh.sort_values(["product_id", "period_start"], ignore_index=True))
+    three = everything[everything["product_id"].isin(["S0", "S1", "S2"])]
+    short = StatisticalForecaster("W", "autoarima").fit(three[three["period_start"] <= weeks[29]])
+    short.predict(8)  # searched on 30 weeks, less than a season: not trusted for the next fit
+    for searched_again, history in ((model, three), (short, three[three["period_start"] <= weeks[32]])):
+        fresh = StatisticalForecaster("W", "autoarima").fit(history).predict(8)  # 100 weeks: 67% more than 60
+        again = searched_again.fit(history).predict(8).sort_values(["product_id", "period_start"], ignore_index=True)
+        pd.testing.assert_frame_equal(again, fresh.sort_values(["product_id", "period_start"], ignore_index=True))
