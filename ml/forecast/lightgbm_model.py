@@ -28,8 +28,9 @@ from ml.forecast.series import Freq, quantity_matrix, to_wide
 LAGS = {"D": (1, 2, 3, 4, 5, 6, 7, 14, 28), "W": (1, 2, 3, 4, 8, 13, 52), "M": (1, 2, 3, 6, 12)}
 WINDOWS = {"D": (7, 28), "W": (4, 13), "M": (3, 6)}  # rolling mean / std over the periods before
 _CATALOGUE = ["product_id", "category", "price"]
-# Training rows a LightGBM thread needs to pay for itself: one fit of the demo's 50,000 weekly rows takes 1.0 s
-# on one thread and 1.2-1.4 s on two, 99,000 rows break even (1.7 s), 495,000 gain 1.45x (8.9 vs 6.2 s).
+# Training rows a LightGBM thread needs to pay for itself (bench/forecaster_models.py --lightgbm-threads): 49,000
+# weekly rows took 1.0 s on one thread and 1.2-1.4 s on two (a slower hour: 1.35 and 1.31 s), 99,000 break
+# even, 495,000 gain 1.1-1.45x from a second thread.
 ROWS_PER_THREAD = 100_000
 
 
