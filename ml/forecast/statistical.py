@@ -14,7 +14,6 @@ Intervals are left to the pipeline's conformal calibration on backtest residuals
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -57,7 +56,8 @@ REFIT_GROWTH = 0.25
 # The seasonal kinds search and optimise per series (on one core, bench/forecaster_models.py: AutoARIMA's search
 # ~120 ms a weekly demo series, AutoTheta ~15 ms, AutoETS ~6 ms on weeks) and are spread over the cores; the
 # intermittent ones are closed-form smoothers, faster than a worker's start.
-# A worker pays a fork and the pickling of its series: below this many series per worker it does not pay.
+# A worker pays the pickling of its series (and once, its start and imports): below this many series per worker
+# it does not pay.
 SERIES_PER_WORKER = 50
 
 
@@ -196,11 +196,13 @@ class StatisticalForecaster(Forecaster):
             if self.kind == "autoarima":
                 frames.extend(self._arima(self._ids[group], self._wide[group], season_length, horizon))
             else:
-                model, wide = _model(self.kind, season_length), self._wide[group]
-                workers = self._workers(len(wide))
-                frames.append(
-                    _statsforecast(model, self._ids[group], self._periods, wide, self.freq, horizon, workers)[0]
-                )
+                model, rows = _model(self.kind, season_length), np.flatnonzero(group)
+                workers = self._workers(len(rows))
+                calls = [
+                    (model, self._ids[chunk], self._periods, self._wide[chunk], self.freq, horizon, None)
+                    for chunk in np.array_split(rows, workers)
+                ]
+                frames.extend(frame for frame, _ in _run(calls, workers))
         out = pd.concat(frames, ignore_index=True)
         out["yhat"] = out["yhat"].fillna(0.0)
         return out.assign(yhat_lower=out["yhat"], yhat_upper=out["yhat"])
@@ -213,29 +215,39 @@ class StatisticalForecaster(Forecaster):
         length = (~np.isnan(wide)).sum(axis=1)
         previous = [self._searched.get((product, season_length)) for product in ids]
         refit = np.array([p is not None and self._still_fits(p[1], n) for p, n in zip(previous, length, strict=True)])
-        frames = []
-        if (~refit).any():
-            workers = self._workers(int((~refit).sum()))
-            predicted, fitted = _statsforecast(
-                search, ids[~refit], self._periods, wide[~refit], self.freq, horizon, workers
-            )
-            periods = dict(zip(ids, length, strict=True))
-            for product, model in fitted.items():
-                self._searched[(product, season_length)] = (ArimaOrder.of(model), periods[product])
-            frames.append(predicted)
+        searched = np.flatnonzero(~refit)
         by_order: dict[ArimaOrder, list[int]] = {}
         for row in np.flatnonzero(refit):
             by_order.setdefault(previous[row][0], []).append(row)
-        # One statsforecast call per order, each on one core; the largest first, spread over the workers.
+        # The search's series split evenly over the workers, then one call per refit order, the largest first.
+        workers = self._workers(len(ids))
         calls = [
-            (order.model(), ids[rows], self._periods, wide[rows], self.freq, horizon, 1, search)
+            (search, ids[chunk], self._periods, wide[chunk], self.freq, horizon, None)
+            for chunk in np.array_split(searched, workers)
+            if len(chunk)
+        ] + [
+            (order.model(), ids[rows], self._periods, wide[rows], self.freq, horizon, search)
             for order, rows in sorted(by_order.items(), key=lambda item: -len(item[1]))
         ]
-        workers = self._workers(int(refit.sum()))
-        if workers == 1:
-            return frames + [_statsforecast(*call)[0] for call in calls]
-        with ProcessPoolExecutor(workers) as pool:
-            return frames + [result[0] for result in pool.map(_statsforecast, *zip(*calls, strict=True))]
+        results = _run(calls, workers)
+        periods = dict(zip(ids, length, strict=True))
+        for _, fitted in results[: len(calls) - len(by_order)]:
+            for product, model in fitted.items():
+                self._searched[(product, season_length)] = (ArimaOrder.of(model), periods[product])
+        return [frame for frame, _ in results]
+
+
+def _run(calls: list[tuple], workers: int) -> list[tuple[pd.DataFrame, pd.Series]]:
+    """_statsforecast(*call) for each call, in order: in this process for one worker, else on joblib's loky
+    pool of `workers` fresh interpreters, kept warm between calls. Never on processes forked from this one:
+    forking a process that runs threads (a Dagster step, a pytest-xdist worker, LightGBM's OpenMP pool)
+    copies into the child whatever state another thread held, and statsforecast's own fork Pool hung a CI
+    run that way for 20 minutes."""
+    if workers == 1 or len(calls) < 2:
+        return [_statsforecast(*call) for call in calls]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(workers, len(calls)), backend="loky")(delayed(_statsforecast)(*call) for call in calls)
 
 
 def _statsforecast(
@@ -245,11 +257,10 @@ def _statsforecast(
     wide: np.ndarray,
     freq: Freq,
     horizon: int,
-    n_jobs: int,
     fallback=None,
 ) -> tuple[pd.DataFrame, pd.Series]:
     """`model` fitted on each row of `wide` (series x periods, NaN before a series starts) by statsforecast
-    on n_jobs processes: the forecast (product_id, period_start, yhat) and, for AutoARIMA, its fitted
+    in this process: the forecast (product_id, period_start, yhat) and, for AutoARIMA, its fitted
     models by product id (to read their orders; an empty Series for other models, which are not kept)."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoARIMA
@@ -262,7 +273,7 @@ def _statsforecast(
             "y": wide[started],
         }
     )
-    engine = StatsForecast(models=[model], freq=PERIOD_FREQ[freq], n_jobs=n_jobs, fallback_model=fallback)
+    engine = StatsForecast(models=[model], freq=PERIOD_FREQ[freq], fallback_model=fallback)
     if isinstance(model, AutoARIMA):
         predicted = engine.fit_predict(h=horizon, df=long)
         fitted = pd.Series(engine.fitted_[:, 0], index=engine.uids)

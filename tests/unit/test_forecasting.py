@@ -520,6 +520,45 @@ def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts
     pd.testing.assert_frame_equal(spread, alone)
 
 
+# A child forked from this process wedges, as one does after a fork copies a lock another thread held (a
+# Dagster step's threads, a pytest-xdist worker's, an OpenMP pool's): the workers must not be forked from it.
+FORK_WEDGES_CHILDREN = """
+import os, sys, time
+import numpy as np
+sys.path.insert(0, {tests!r})
+from unit.test_forecasting import weekly_history
+from ml.forecast.statistical import SERIES_PER_WORKER, StatisticalForecaster
+
+os.register_at_fork(after_in_child=lambda: time.sleep(3600))
+rng = np.random.default_rng(5)
+history = weekly_history({{f"S{{i}}": rng.poisson(20.0, 30) for i in range(2 * SERIES_PER_WORKER)}})
+print(len(StatisticalForecaster("W", "autotheta", n_jobs=2).fit(history).predict(4)))
+"""
+
+
+def test_seasonal_models_spread_over_workers_that_are_not_forked_from_the_caller():
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ml.forecast.statistical import SERIES_PER_WORKER
+
+    code = FORK_WEDGES_CHILDREN.format(tests=str(Path(__file__).parents[1]))
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = process.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever it left, a wedged child included
+    assert process.returncode == 0, err[-3000:]
+    assert out.split() == [str(2 * SERIES_PER_WORKER * 4)]
+
+
 def test_autoarima_refits_an_order_searched_on_a_season_until_the_history_outgrew_the_search():
     from ml.forecast.statistical import SERIES_PER_WORKER, StatisticalForecaster
 
