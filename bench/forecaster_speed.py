@@ -5,8 +5,8 @@ summed to fct_sales_daily's shape (product x day, zero-filled from the product's
 catalogue. Each run is a fresh subprocess that imports `ml` from a code root (the checkout, or `--before`: a
 `git archive` of an older commit), so the two versions never share a process; runs alternate (before, now,
 before, now, ...) so a change in the machine's load hits both, and each reports wall and CPU seconds
-(getrusage of the child and of the worker processes it waited for: numba compilation, when not cached,
-included).
+(getrusage of the child and of the worker processes it waited for, joblib's kept-warm workers stopped first:
+numba compilation, when not cached, included).
 
 Usage:
   git archive a0cf7f3 ml | tar -x -C /tmp/before    # the commit before statsforecast (git log ml/forecast)
@@ -69,6 +69,11 @@ def run_one(inputs: Path, horizon: int, prophet_top_n: int) -> None:
     started = time.perf_counter()
     result = forecast_demand(daily, products, freq="W", horizon=horizon, prophet_top_n=prophet_top_n)
     wall = time.perf_counter() - started
+    # joblib's loky workers stay warm after a call (ml/forecast/statistical.py): stopped and reaped here, so that
+    # RUSAGE_CHILDREN counts them.
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     held_out = getattr(result, "held_out", None)
     chosen = float(held_out.set_index("model").loc["chosen", "mase"]) if held_out is not None else float("nan")

@@ -50,7 +50,10 @@ def fit_predict(models: Sequence[Forecaster], history: pd.DataFrame, horizon: in
         raise ValueError(f"model names must be unique, got {names}")
     fitted: dict[str, Forecaster] = {}
     out: dict[str, pd.DataFrame] = {}
-    for model in sorted(models, key=lambda m: isinstance(m, EnsembleForecaster)):  # members first
+    # Members before their ensemble; models with worker processes after the others, their workers started
+    # first: each worker's start (a fresh interpreter importing statsforecast) then overlaps the others' fits.
+    pooled = {model.name for model in models if model.start_workers()}
+    for model in sorted(models, key=lambda m: (isinstance(m, EnsembleForecaster), m.name in pooled)):
         if isinstance(model, EnsembleForecaster) and all(fitted.get(m.name) is m for m in model.members):
             out[model.name] = model.combine([out[m.name] for m in model.members])
         else:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -100,6 +99,8 @@ class LightGBMGlobalForecaster(Forecaster):
         rows = ~np.isnan(target) & ~np.isnan(features["lag_1"].to_numpy())
         X, y = features[rows], target[rows]
         threads = min(usable_cores(self.params["n_jobs"]), max(1, len(X) // ROWS_PER_THREAD))
+        import lightgbm as lgb  # imported when used: the package's other models (and their workers) never need it
+
         self._model = lgb.LGBMRegressor(objective="tweedie", **{**self.params, "n_jobs": threads}).fit(X, y)
         fitted = np.full(target.shape, np.nan)
         fitted[rows] = self._model.predict(X)

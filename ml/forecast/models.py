@@ -52,6 +52,11 @@ class Forecaster(ABC):
             raise RuntimeError(f"{type(self).__name__} must be fit before predict")
         return finalize(self._predict(horizon))
 
+    def start_workers(self) -> bool:
+        """Start, without waiting, the worker processes this model's predict will spread over, and say whether
+        it has any (fit_predict fits such models after the others, so that their start overlaps that work)."""
+        return False
+
     def _future(self, horizon: int) -> pd.DatetimeIndex:
         return next_periods(self._last_period, horizon, self.freq)
 

@@ -156,9 +156,21 @@ class StatisticalForecaster(Forecaster):
         return searched >= season and periods - searched < min(season, REFIT_GROWTH * searched)
 
     def _workers(self, n_series: int) -> int:
+        """How many parts n_series are split into, each fitted by a worker process (1: in this process)."""
         if self.kind not in SEASONAL_KINDS:
             return 1
         return max(1, min(usable_cores(self.n_jobs), n_series // SERIES_PER_WORKER))
+
+    def _processes(self, n_series: int) -> int:
+        """The worker pool's size: every usable core once this model spreads at all, so that models spreading
+        over fewer parts share one pool instead of resizing it (a resize restarts workers)."""
+        return usable_cores(self.n_jobs) if self._workers(n_series) > 1 else 1
+
+    def start_workers(self) -> bool:
+        if self.product_ids is None or self._processes(len(self.product_ids)) == 1:
+            return False
+        _start_pool(self._processes(len(self.product_ids)))
+        return True
 
     def _season_length(self) -> int:
         """The season this kind can model at this frequency (1: none)."""
@@ -199,10 +211,10 @@ class StatisticalForecaster(Forecaster):
                 model, rows = _model(self.kind, season_length), np.flatnonzero(group)
                 workers = self._workers(len(rows))
                 calls = [
-                    (model, self._ids[chunk], self._periods, self._wide[chunk], self.freq, horizon, None)
+                    (model, self._ids[chunk], self._periods, self._wide[chunk], self.freq, horizon)
                     for chunk in np.array_split(rows, workers)
                 ]
-                frames.extend(frame for frame, _ in _run(calls, workers))
+                frames.extend(frame for frame, _ in _run(calls, self._processes(len(rows))))
         out = pd.concat(frames, ignore_index=True)
         out["yhat"] = out["yhat"].fillna(0.0)
         return out.assign(yhat_lower=out["yhat"], yhat_upper=out["yhat"])
@@ -222,14 +234,14 @@ class StatisticalForecaster(Forecaster):
         # The search's series split evenly over the workers, then one call per refit order, the largest first.
         workers = self._workers(len(ids))
         calls = [
-            (search, ids[chunk], self._periods, wide[chunk], self.freq, horizon, None)
+            (search, ids[chunk], self._periods, wide[chunk], self.freq, horizon)
             for chunk in np.array_split(searched, workers)
             if len(chunk)
         ] + [
             (order.model(), ids[rows], self._periods, wide[rows], self.freq, horizon, search)
             for order, rows in sorted(by_order.items(), key=lambda item: -len(item[1]))
         ]
-        results = _run(calls, workers)
+        results = _run(calls, self._processes(len(ids)))
         periods = dict(zip(ids, length, strict=True))
         for _, fitted in results[: len(calls) - len(by_order)]:
             for product, model in fitted.items():
@@ -237,17 +249,54 @@ class StatisticalForecaster(Forecaster):
         return [frame for frame, _ in results]
 
 
-def _run(calls: list[tuple], workers: int) -> list[tuple[pd.DataFrame, pd.Series]]:
-    """_statsforecast(*call) for each call, in order: in this process for one worker, else on joblib's loky
-    pool of `workers` fresh interpreters, kept warm between calls. Never on processes forked from this one:
-    forking a process that runs threads (a Dagster step, a pytest-xdist worker, LightGBM's OpenMP pool)
-    copies into the child whatever state another thread held, and statsforecast's own fork Pool hung a CI
-    run that way for 20 minutes."""
-    if workers == 1 or len(calls) < 2:
-        return [_statsforecast(*call) for call in calls]
-    from joblib import Parallel, delayed
+def _run(calls: list[tuple], processes: int) -> list[tuple[pd.DataFrame, pd.Series]]:
+    """_statsforecast(*call) for each call, in order, on `processes` processes: this one and a pool of the
+    others, the calls shared out by their number of series. The pool is loky's (joblib's process pool): fresh
+    interpreters kept warm between calls, never processes forked from this one. Forking a process that runs
+    threads (a Dagster step, a pytest-xdist worker, LightGBM's OpenMP pool) copies into the child whatever
+    state another thread held: statsforecast's own fork Pool hung a CI run that way for 20 minutes."""
+    shares = _shares([len(call[1]) for call in calls], processes)
+    if len(shares) == 1:
+        return _fit_all(calls)
+    pool = _pool(processes - 1)
+    futures = [pool.submit(_fit_all, [calls[i] for i in share]) for share in shares[1:]]
+    results = dict(zip(shares[0], _fit_all([calls[i] for i in shares[0]]), strict=True))
+    for share, future in zip(shares[1:], futures, strict=True):
+        results.update(zip(share, future.result(), strict=True))
+    return [results[i] for i in range(len(calls))]
 
-    return Parallel(n_jobs=min(workers, len(calls)), backend="loky")(delayed(_statsforecast)(*call) for call in calls)
+
+def _shares(sizes: list[int], processes: int) -> list[list[int]]:
+    """Indices of `sizes` in at most `processes` shares of about equal total: the largest first, each to the
+    lightest share so far."""
+    shares: list[list[int]] = [[] for _ in range(min(processes, len(sizes)))]
+    totals = [0] * len(shares)
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        lightest = totals.index(min(totals))
+        shares[lightest].append(i)
+        totals[lightest] += sizes[i]
+    return shares
+
+
+def _fit_all(calls: list[tuple]) -> list[tuple[pd.DataFrame, pd.Series]]:
+    return [_statsforecast(*call) for call in calls]
+
+
+def _pool(workers: int):
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=workers)
+
+
+def _start_pool(processes: int) -> None:
+    """Start the pool's workers without waiting for them: each imports statsforecast (~5 CPU-s) meanwhile."""
+    pool = _pool(processes - 1)
+    for _ in range(processes - 1):
+        pool.submit(_load_statsforecast)
+
+
+def _load_statsforecast() -> None:
+    from statsforecast import StatsForecast, models  # noqa: F401
 
 
 def _statsforecast(
