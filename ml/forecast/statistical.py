@@ -56,8 +56,8 @@ REFIT_GROWTH = 0.25
 # The seasonal kinds search and optimise per series (on one core, bench/forecaster_models.py: AutoARIMA's search
 # ~120 ms a weekly demo series, AutoTheta ~15 ms, AutoETS ~6 ms on weeks) and are spread over the cores; the
 # intermittent ones are closed-form smoothers, faster than a worker's start.
-# A worker pays the pickling of its series (and once, its start and imports): below this many series per worker
-# it does not pay.
+# A worker pays the pickling of its series and, once a process, its start (~5 CPU-s importing statsforecast):
+# below this many series per worker it does not pay.
 SERIES_PER_WORKER = 50
 
 
@@ -111,7 +111,8 @@ class StatisticalForecaster(Forecaster):
 
     `product_ids` (None: all) limits it to those series, the others get no forecast from it and other
     models cover them: forecast_demand passes the products of the demand classes it was DESIGNED_FOR.
-    `n_jobs` (None: every core this process may use) bounds the worker processes of the SEASONAL_KINDS.
+    `n_jobs` (None: every core this process may use) bounds the processes the SEASONAL_KINDS spread over:
+    this one and n_jobs - 1 pool workers (`_run`).
 
     AutoARIMA searches a series' orders on the first history this instance fits it on (the backtest's
     oldest origin); later fits (later origins, the final fit) re-estimate the coefficients of those orders

@@ -520,6 +520,15 @@ def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts
     pd.testing.assert_frame_equal(spread, alone)
 
 
+def test_statistical_calls_are_shared_out_by_their_series_largest_first():
+    from ml.forecast.statistical import _shares
+
+    assert _shares([50, 50], 2) == [[0], [1]]  # the search's two halves: one each
+    assert _shares([40, 30, 20, 10, 5], 2) == [[0, 3, 4], [1, 2]]  # refit orders: 55 and 50 series
+    assert _shares([7, 3], 4) == [[0], [1]]  # never an empty share
+    assert _shares([7, 3], 1) == [[0, 1]]
+
+
 # A child forked from this process wedges, as one does after a fork copies a lock another thread held (a
 # Dagster step's threads, a pytest-xdist worker's, an OpenMP pool's): the workers must not be forked from it.
 FORK_WEDGES_CHILDREN = """
