@@ -73,7 +73,7 @@ def run_one(inputs: Path, horizon: int, prophet_top_n: int) -> None:
     # RUSAGE_CHILDREN counts them.
     from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor().shutdown(wait=True)
+    get_reusable_executor(reuse=True).shutdown(wait=True)  # the running pool at its own size, not resized first
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     held_out = getattr(result, "held_out", None)
     chosen = float(held_out.set_index("model").loc["chosen", "mase"]) if held_out is not None else float("nan")
