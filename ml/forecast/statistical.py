@@ -164,7 +164,7 @@ class StatisticalForecaster(Forecaster):
 
     def _processes(self, n_series: int) -> int:
         """The worker pool's size: every usable core once this model spreads at all, so that models spreading
-        over fewer parts share one pool instead of resizing it (a resize restarts workers)."""
+        over fewer parts share one pool instead of resizing it (a resize stops workers or starts new ones)."""
         return usable_cores(self.n_jobs) if self._workers(n_series) > 1 else 1
 
     def start_workers(self) -> bool:
@@ -232,7 +232,7 @@ class StatisticalForecaster(Forecaster):
         by_order: dict[ArimaOrder, list[int]] = {}
         for row in np.flatnonzero(refit):
             by_order.setdefault(previous[row][0], []).append(row)
-        # The search's series split evenly over the workers, then one call per refit order, the largest first.
+        # The search's series split evenly over the workers, then one call per refit order; _run shares them out.
         workers = self._workers(len(ids))
         calls = [
             (search, ids[chunk], self._periods, wide[chunk], self.freq, horizon)
