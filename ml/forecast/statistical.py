@@ -162,15 +162,16 @@ class StatisticalForecaster(Forecaster):
             return 1
         return max(1, min(usable_cores(self.n_jobs), n_series // SERIES_PER_WORKER))
 
-    def _processes(self, n_series: int) -> int:
-        """The worker pool's size: every usable core once this model spreads at all, so that models spreading
-        over fewer parts share one pool instead of resizing it (a resize stops workers or starts new ones)."""
-        return usable_cores(self.n_jobs) if self._workers(n_series) > 1 else 1
+    def _processes(self) -> int:
+        """This process and the pool's workers: as many as the parts of all this model's series, so that its
+        smaller calls (the non-seasonal group, the refits) reuse the pool instead of resizing it (a resize
+        stops workers or starts new ones), and a many-core machine starts no worker it will not use."""
+        return self._workers(len(self.product_ids) if self.product_ids is not None else len(self._ids))
 
     def start_workers(self) -> bool:
-        if self.product_ids is None or self._processes(len(self.product_ids)) == 1:
+        if self.product_ids is None or self._processes() == 1:
             return False
-        _start_pool(self._processes(len(self.product_ids)))
+        _start_pool(self._processes())
         return True
 
     def _season_length(self) -> int:
@@ -215,7 +216,7 @@ class StatisticalForecaster(Forecaster):
                     (model, self._ids[chunk], self._periods, self._wide[chunk], self.freq, horizon)
                     for chunk in np.array_split(rows, workers)
                 ]
-                frames.extend(frame for frame, _ in _run(calls, self._processes(len(rows))))
+                frames.extend(frame for frame, _ in _run(calls, self._processes()))
         out = pd.concat(frames, ignore_index=True)
         out["yhat"] = out["yhat"].fillna(0.0)
         return out.assign(yhat_lower=out["yhat"], yhat_upper=out["yhat"])
@@ -242,7 +243,7 @@ class StatisticalForecaster(Forecaster):
             (order.model(), ids[rows], self._periods, wide[rows], self.freq, horizon, search)
             for order, rows in sorted(by_order.items(), key=lambda item: -len(item[1]))
         ]
-        results = _run(calls, self._processes(len(ids)))
+        results = _run(calls, self._processes())
         periods = dict(zip(ids, length, strict=True))
         for _, fitted in results[: len(calls) - len(by_order)]:
             for product, model in fitted.items():

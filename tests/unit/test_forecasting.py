@@ -513,6 +513,8 @@ def test_seasonal_statistical_models_spread_over_workers_with_the_same_forecasts
     assert StatisticalForecaster("W", "autoets", n_jobs=4)._workers(10 * SERIES_PER_WORKER) == 4
     assert StatisticalForecaster("W", "autoets", n_jobs=4)._workers(2 * SERIES_PER_WORKER) == 2
     assert StatisticalForecaster("W", "tsb", n_jobs=4)._workers(10 * SERIES_PER_WORKER) == 1  # closed form
+    ids = pd.Index([f"S{i}" for i in range(2 * SERIES_PER_WORKER + 20)])
+    assert StatisticalForecaster("W", "autoets", ids, n_jobs=16)._processes() == 2  # 16 cores, two parts: 2
     rng = np.random.default_rng(5)
     history = weekly_history({f"S{i}": rng.poisson(20.0, 30) for i in range(2 * SERIES_PER_WORKER)})
     alone = StatisticalForecaster("W", "autotheta", n_jobs=1).fit(history).predict(4)
